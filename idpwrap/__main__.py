@@ -1,0 +1,5 @@
+import sys
+
+from idpwrap.cli import main
+
+sys.exit(main())

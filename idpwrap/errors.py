@@ -1,0 +1,122 @@
+"""The exceptions a user can act on, each with its exit code and a one-line next step.
+
+Only ``cli.main`` turns these into a message and an exit code; everything below it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Exit codes are part of the interface (documented in the README): keep them stable.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_AUTH = 4
+EXIT_NETWORK = 5
+EXIT_TLS = 6
+EXIT_TOOL_MISSING = 7
+EXIT_STORE = 8
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class IdpwrapError(Exception):
+    """Base of every error that reaches the user as one line and an exit code."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(IdpwrapError):
+    """The command line or its input is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class InvalidReference(UsageError):
+    @classmethod
+    def for_text(cls, text: str, why: str) -> InvalidReference:
+        return cls(f"invalid image reference {text!r}: {why}")
+
+
+class ContextError(UsageError):
+    @classmethod
+    def missing_directory(cls, path: str) -> ContextError:
+        return cls(
+            f"build context {path!r} is not a directory: pass an existing one with --context"
+        )
+
+    @classmethod
+    def missing_containerfile(cls, context: str) -> ContextError:
+        return cls(
+            f"no Containerfile or Dockerfile in {context!r}: add one or name it with -f FILE"
+        )
+
+    @classmethod
+    def missing_file(cls, path: str) -> ContextError:
+        return cls(f"build file {path!r} does not exist: check the path given to -f")
+
+
+class ImageNotFound(IdpwrapError):
+    exit_code = EXIT_NOT_FOUND
+
+    @classmethod
+    def in_store(cls, name: str, store: str, close: Iterable[str]) -> ImageNotFound:
+        close = list(close)
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else "build it first with 'idpwrap build' or list images with 'idpwrap images'"
+        )
+        return cls(f"image {name} is not in the local store {store}: {hint}")
+
+
+class StoreError(IdpwrapError):
+    exit_code = EXIT_STORE
+
+
+class ToolMissing(IdpwrapError):
+    exit_code = EXIT_TOOL_MISSING
+
+    @classmethod
+    def named(cls, tool: str) -> ToolMissing:
+        return cls(
+            f"{tool} is not installed or not on PATH: install it (Debian: apt-get install {tool})"
+        )
+
+
+class BuildFailed(IdpwrapError):
+    @classmethod
+    def with_output(cls, exit_code: int, last_lines: list[str]) -> BuildFailed:
+        tail = " | ".join(line.strip() for line in last_lines if line.strip())
+        return cls(f"buildah bud failed (exit code {exit_code}): {tail}")
+
+
+class CredentialsError(UsageError):
+    """Credentials are incomplete or malformed before anything is sent."""
+
+
+class AuthFailed(IdpwrapError):
+    exit_code = EXIT_AUTH
+
+
+class RegistryUnreachable(IdpwrapError):
+    exit_code = EXIT_NETWORK
+
+
+class TlsNotTrusted(IdpwrapError):
+    exit_code = EXIT_TLS
+
+
+class PushFailed(IdpwrapError):
+    pass
+
+
+class Interrupted(IdpwrapError):
+    """SIGINT or SIGTERM arrived; children were stopped and temporary files removed."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, signal_name: str = "SIGINT", exit_code: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.exit_code = exit_code

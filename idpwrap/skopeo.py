@@ -1,0 +1,136 @@
+"""The skopeo command line: ``copy`` from the store to a registry, under a pseudo-terminal."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from idpwrap import procs
+from idpwrap.errors import (
+    AuthFailed,
+    IdpwrapError,
+    PushFailed,
+    RegistryUnreachable,
+    TlsNotTrusted,
+)
+from idpwrap.refs import Registry
+
+# Wide enough that no bar is cut ("skipped: alre…" at 40 columns, "…" on a 0x0 pty).
+TERMINAL_SIZE = (50, 200)
+ANONYMOUS_TRIED = (
+    "GITEA_USERNAME with GITEA_TOKEN or GITEA_PASSWORD, REGISTRY_USERNAME with REGISTRY_PASSWORD"
+)
+FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    registry: Registry
+    authfile_fd: int
+    digestfile: Path
+    tls_verify: bool = True
+    cert_dir: Path | None = None
+    retry_times: int = 3
+
+
+def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
+    argv = [
+        "skopeo",
+        "copy",
+        "--authfile",
+        f"/dev/fd/{options.authfile_fd}",
+        "--digestfile",
+        str(options.digestfile),
+        "--retry-times",
+        str(options.retry_times),
+        "--preserve-digests",
+    ]
+    if options.registry.plain_http or not options.tls_verify:
+        argv.append("--dest-tls-verify=false")
+    if options.cert_dir is not None:
+        argv += ["--dest-cert-dir", str(options.cert_dir)]
+    return [*argv, source, destination]
+
+
+def copy(argv: list[str], options: CopyOptions, on_output: Callable[[str], None]) -> procs.Finished:
+    return procs.run_streaming(
+        argv,
+        on_output,
+        env=procs.child_environment({"TERM": "xterm"}),
+        terminal_size=TERMINAL_SIZE,
+        pass_fds=(options.authfile_fd,),
+    )
+
+
+def fatal_message(stderr: str) -> str:
+    """skopeo's own one-line reason, from its ``level=fatal msg="..."`` line."""
+    matches = FATAL_MESSAGE.findall(stderr)
+    if matches:
+        return matches[-1].replace('\\"', '"')
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"
+
+
+def classify_failure(
+    stderr: str, exit_code: int, registry: Registry, credentials_source: str
+) -> IdpwrapError:
+    """Turn skopeo's failure into the error a user can act on."""
+    message = fatal_message(stderr)
+    lowered = message.lower()
+    host = registry.host
+    if "x509:" in lowered or ("certificate" in lowered and "verify" in lowered):
+        return TlsNotTrusted(
+            f"the TLS certificate of {host} is not trusted ({_tail(message)}): pass --ca-file"
+            " with its CA certificate, or --insecure to skip verification"
+        )
+    if "server gave http response to https client" in lowered:
+        return TlsNotTrusted(f"{host} speaks plain HTTP: use --registry http://{host}")
+    if any(
+        marker in lowered
+        for marker in (
+            "unauthorized",
+            "authentication required",
+            "status 401",
+            "invalid username/password",
+        )
+    ):
+        if not credentials_source:
+            return AuthFailed(
+                f"{host} requires credentials and none were found: tried --username with"
+                f" --password-stdin, {ANONYMOUS_TRIED}"
+            )
+        return AuthFailed(
+            f"{host} refused the credentials from {credentials_source}: check the username and"
+            " password or token"
+        )
+    if "denied" in lowered or "status 403" in lowered:
+        return AuthFailed(
+            f"{host} denied the push with credentials from {credentials_source}"
+            f" ({_tail(message)}): check the account may write to that repository"
+        )
+    if any(
+        marker in lowered
+        for marker in (
+            "connection refused",
+            "no such host",
+            "i/o timeout",
+            "network is unreachable",
+            "connection reset",
+            "no route to host",
+            "eof",
+            "server misbehaving",
+        )
+    ):
+        return RegistryUnreachable(
+            f"cannot reach registry {registry.url} ({_tail(message)}): check that it is running"
+            " and the address is right"
+        )
+    return PushFailed(f"skopeo copy failed (exit code {exit_code}): {message}")
+
+
+def _tail(message: str) -> str:
+    """The innermost reason of Go's wrapped errors ("a: b: c" -> "c")."""
+    parts = [part.strip() for part in message.split(": ") if part.strip()]
+    return ": ".join(parts[-2:]) if len(parts) > 1 else message
