@@ -8,26 +8,41 @@ Every source is named in messages by where it came from, never by its value.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import contextlib
 import json
-import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
+from idpwrap import log
 from idpwrap.errors import CredentialsError
+from idpwrap.scratch import private_directory
 
-logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
 class Credentials:
-    username: str
-    secret: str = field(repr=False)
-    source: str  # where they came from, e.g. "environment (GITEA_USERNAME, GITEA_TOKEN)"
+    """A username and its password or token, and where they came from.
+
+    The secret is left out of ``repr`` so that no debug output or traceback can show it.
+    """
+
+    __slots__ = ("secret", "source", "username")
+
+    def __init__(self, username: str, secret: str, source: str) -> None:
+        self.username = username
+        self.secret = secret
+        self.source = source  # e.g. "environment (GITEA_USERNAME, GITEA_TOKEN)"
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, source={self.source!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and (
+            (self.username, self.secret, self.source)
+            == (other.username, other.secret, other.source)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.username, self.source))
 
 
 # (username variable, secret variables in order of preference)
@@ -78,16 +93,17 @@ def resolve(
     else:
         credentials = from_environment(environ)
     if credentials is None:
-        logger.info("credentials: none found, pushing to %s anonymously", registry_host)
+        log.info("credentials: none found, pushing to %s anonymously", registry_host)
     else:
-        logger.info("credentials: %s", credentials.source)
+        log.info("credentials: %s", credentials.source)
     return credentials
 
 
 def auth_file_content(registry_host: str, credentials: Credentials | None) -> bytes:
     auths = {}
     if credentials is not None:
-        token = base64.b64encode(f"{credentials.username}:{credentials.secret}".encode()).decode()
+        pair = f"{credentials.username}:{credentials.secret}".encode()
+        token = binascii.b2a_base64(pair, newline=False).decode()
         auths[registry_host] = {"auth": token}
     return json.dumps({"auths": auths}).encode()
 
@@ -100,20 +116,16 @@ def temporary_auth_file(registry_host: str, credentials: Credentials | None) -> 
     behind even after ``kill -9``; the tool reads it as ``/dev/fd/N``. Always passed, even
     when anonymous, so that skopeo uses no credentials we did not choose.
     """
-    directory = tempfile.mkdtemp(prefix="idpwrap-auth-")
+    directory = private_directory("idpwrap-auth-")
+    path = os.path.join(directory, "auth.json")
     try:
-        path = os.path.join(directory, "auth.json")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.unlink(path)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        os.rmdir(directory)
     try:
         os.write(fd, auth_file_content(registry_host, credentials))
         os.lseek(fd, 0, os.SEEK_SET)
         yield fd
     finally:
         os.close(fd)
-
-
-def fd_path(fd: int) -> str:
-    return f"/dev/fd/{fd}"

@@ -113,9 +113,10 @@ class JsonView:
                     {
                         "event": "blob_done",
                         "blob": blob.digest,
+                        "done": event.done,
                         "total": blob.total,
                         "skipped": blob.state is BlobState.SKIPPED,
-                        "percent": progress.percent,
+                        "percent": event.percent,
                     }
                 )
             else:
@@ -125,7 +126,7 @@ class JsonView:
                         "blob": blob.digest,
                         "done": event.done,
                         "total": blob.total,
-                        "percent": progress.percent,
+                        "percent": event.percent,
                     }
                 )
 

@@ -17,7 +17,7 @@ skopeo retries a blob its bar starts again from 0, and we hold the count until i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import namedtuple
 from enum import Enum
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
@@ -47,44 +47,54 @@ class BlobState(Enum):
     SKIPPED = "skipped"
 
 
-@dataclass
 class Blob:
-    digest: str
-    total: int
-    kind: str  # "blob" or "config"
-    done: int = 0
-    state: BlobState = BlobState.PENDING
+    """One blob of the manifest: its exact size, and how much of it skopeo has copied."""
+
+    __slots__ = ("digest", "done", "kind", "state", "total")
+
+    def __init__(
+        self, digest: str, total: int, kind: str, done: int = 0,
+        state: BlobState = BlobState.PENDING,
+    ) -> None:  # fmt: skip
+        self.digest = digest
+        self.total = total
+        self.kind = kind  # "blob" or "config"
+        self.done = done
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"Blob({self.digest[:19]}, {self.done}/{self.total}, {self.state.value})"
 
     @property
     def finished(self) -> bool:
         return self.state in (BlobState.DONE, BlobState.SKIPPED)
 
 
-@dataclass(frozen=True)
-class Event:
-    """Something the display may show: a blob's count moved, a blob ended, the manifest."""
+class Event(namedtuple("Event", "kind blob done percent", defaults=(None, 0, 0))):
+    """Something the display may show: a blob's count moved, a blob ended, the manifest.
 
+    ``done`` and ``percent`` are the blob's count and the overall percentage at that moment.
+    """
+
+    __slots__ = ()
     kind: str  # "progress", "blob_done", "manifest"
-    blob: Blob | None = None
-    done: int = 0  # the blob's count when the event happened
-
-    @classmethod
-    def of(cls, kind: str, blob: Blob) -> Event:
-        return cls(kind, blob, blob.done)
+    blob: Blob | None
+    done: int
+    percent: int
 
 
 def parse_size(number: str, unit: str) -> int:
     return int(float(number) * UNIT_BYTES.get(unit, 1))
 
 
-@dataclass
 class PushProgress:
     """Per-blob byte counts and the overall percentage of one ``skopeo copy``."""
 
-    blobs: list[Blob]
-    manifest_seen: bool = False
-    completed: bool = False
-    _pending_text: str = field(default="", repr=False)
+    def __init__(self, blobs: list[Blob]) -> None:
+        self.blobs = blobs
+        self.manifest_seen = False
+        self.completed = False
+        self._pending_text = ""
 
     @classmethod
     def for_manifest(cls, layers: list[tuple[str, int]], config: tuple[str, int]) -> PushProgress:
@@ -116,6 +126,9 @@ class PushProgress:
         chosen = preferred or matches
         return chosen[0] if chosen else None
 
+    def _event(self, kind: str, blob: Blob) -> Event:
+        return Event(kind, blob, blob.done, self.percent)
+
     def feed(self, text: str) -> list[Event]:
         """Take raw terminal output in any chunking; return what changed."""
         text = self._pending_text + text
@@ -137,9 +150,9 @@ class PushProgress:
         for blob in self.blobs:
             if not blob.finished:
                 blob.done, blob.state = blob.total, BlobState.DONE
-                events.append(Event.of("blob_done", blob))
+                events.append(self._event("blob_done", blob))
         self.completed = True
-        events.append(Event("manifest"))
+        events.append(Event("manifest", None, 0, self.percent))
         return events
 
     def _parse_line(self, raw: str) -> list[Event]:
@@ -158,15 +171,15 @@ class PushProgress:
             return []
         if rest.startswith("done"):
             blob.done, blob.state = blob.total, BlobState.DONE
-            return [Event.of("blob_done", blob)]
+            return [self._event("blob_done", blob)]
         if rest.startswith("skipped"):
             blob.done, blob.state = blob.total, BlobState.SKIPPED
-            return [Event.of("blob_done", blob)]
+            return [self._event("blob_done", blob)]
         sizes = BAR_SIZES.search(rest)
         if not sizes:
             if blob.state is BlobState.PENDING:
                 blob.state = BlobState.COPYING
-                return [Event.of("progress", blob)]
+                return [self._event("progress", blob)]
             return []
         current = parse_size(sizes.group(1), sizes.group(2))
         # The bar's figures are rounded to 0.1 of a unit: never claim the blob is complete
@@ -176,4 +189,4 @@ class PushProgress:
         if current <= blob.done:
             return []
         blob.done = current
-        return [Event.of("progress", blob)]
+        return [self._event("progress", blob)]

@@ -7,7 +7,7 @@ components, a tag of at most 128 characters, an optional ``@sha256:`` digest.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from idpwrap.errors import InvalidReference, UsageError
 
@@ -25,10 +25,10 @@ HOST_RE = re.compile(r"^(?:localhost|\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::[0-9]+
 MAX_NAME_LENGTH = 255
 
 
-@dataclass(frozen=True)
-class LocalRef:
+class LocalRef(namedtuple("LocalRef", "name tag")):
     """An image in the local store: a lowercase repository path and a tag."""
 
+    __slots__ = ()
     name: str
     tag: str
 
@@ -36,13 +36,13 @@ class LocalRef:
         return f"{self.name}:{self.tag}"
 
 
-@dataclass(frozen=True)
-class SourceRef:
+class SourceRef(namedtuple("SourceRef", "text host path tag digest")):
     """What the user typed as the image to push, split into its parts.
 
     ``path`` keeps the user's case: ``giteaAdmin/myapp`` must still find ``myapp``.
     """
 
+    __slots__ = ()
     text: str
     host: str | None
     path: tuple[str, ...]
@@ -50,12 +50,12 @@ class SourceRef:
     digest: str | None
 
 
-@dataclass(frozen=True)
-class Registry:
+class Registry(namedtuple("Registry", "host plain_http", defaults=(False,))):
     """A registry endpoint: ``host[:port]`` and whether it speaks plain HTTP."""
 
+    __slots__ = ()
     host: str
-    plain_http: bool = False
+    plain_http: bool
 
     @property
     def url(self) -> str:
@@ -166,12 +166,14 @@ def parse_registry(text: str) -> Registry:
     return Registry(value.lower(), plain_http)
 
 
-@dataclass(frozen=True)
-class Destination:
+class Destination(
+    namedtuple("Destination", "registry repository tag lowercased_owner", defaults=(None,))
+):
+    __slots__ = ()
     registry: Registry
     repository: str  # owner/name, lowercase, without the host
     tag: str
-    lowercased_owner: str | None = None  # the owner as typed, when it had to be lowercased
+    lowercased_owner: str | None  # the owner as typed, when it had to be lowercased
 
     @property
     def reference(self) -> str:

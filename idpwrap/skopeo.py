@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from idpwrap import procs
@@ -25,14 +25,22 @@ ANONYMOUS_TRIED = (
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
 
 
-@dataclass(frozen=True)
-class CopyOptions:
+class CopyOptions(
+    namedtuple(
+        "CopyOptions",
+        "registry authfile_fd digestfile tls_verify cert_dir retry_times",
+        defaults=(True, None, 3),
+    )
+):
+    """How one ``skopeo copy`` reaches the registry."""
+
+    __slots__ = ()
     registry: Registry
     authfile_fd: int
     digestfile: Path
-    tls_verify: bool = True
-    cert_dir: Path | None = None
-    retry_times: int = 3
+    tls_verify: bool
+    cert_dir: Path | None
+    retry_times: int
 
 
 def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
@@ -54,13 +62,19 @@ def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
     return [*argv, source, destination]
 
 
-def copy(argv: list[str], options: CopyOptions, on_output: Callable[[str], None]) -> procs.Finished:
+def copy(
+    argv: list[str],
+    options: CopyOptions,
+    on_output: Callable[[str], None],
+    on_started: Callable[[], None] | None = None,
+) -> procs.Finished:
     return procs.run_streaming(
         argv,
         on_output,
         env=procs.child_environment({"TERM": "xterm"}),
         terminal_size=TERMINAL_SIZE,
         pass_fds=(options.authfile_fd,),
+        on_started=on_started,
     )
 
 

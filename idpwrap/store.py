@@ -12,23 +12,21 @@ Invariants (see DESIGN.md, The store):
 from __future__ import annotations
 
 import contextlib
-import difflib
 import errno
 import fcntl
 import json
-import logging
 import os
-import shutil
-import tempfile
+from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from idpwrap import log
 from idpwrap.errors import ImageNotFound, StoreError
 from idpwrap.refs import DIGEST_RE, LocalRef
 
-logger = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing costs an import that a push should not pay
+if TYPE_CHECKING:
+    from typing import Any
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = "oci-layout"
@@ -56,10 +54,10 @@ def default_root() -> Path:
     return Path(data_home) / "idpwrap" / "images"
 
 
-@dataclass(frozen=True)
-class StoredImage:
+class StoredImage(namedtuple("StoredImage", "ref descriptor")):
     """One tag of the store and the manifest descriptor it points at."""
 
+    __slots__ = ()
     ref: LocalRef
     descriptor: dict[str, Any]
 
@@ -68,8 +66,10 @@ class StoredImage:
         return str(self.descriptor["digest"])
 
 
-@dataclass(frozen=True)
-class ImageDetails:
+class ImageDetails(namedtuple("ImageDetails", "image manifest config")):
+    """A stored image with its manifest and config read from their blobs."""
+
+    __slots__ = ()
     image: StoredImage
     manifest: dict[str, Any]
     config: dict[str, Any]
@@ -169,6 +169,8 @@ class Store:
     def temp_dir(self, purpose: str) -> Path:
         """A private directory inside the store, on its filesystem, so blobs move by rename."""
         self.ensure()
+        import tempfile
+
         try:
             return Path(
                 tempfile.mkdtemp(prefix=f"{purpose}-{os.getpid()}-", dir=self.root / TEMP_DIR)
@@ -226,6 +228,8 @@ class Store:
         wanted = f"{names[0] if names else ''}:{tag or 'latest'}"
         if digest:
             wanted = f"{names[0] if names else ''}@{digest}"
+        import difflib
+
         known = [str(image.ref) for image in images]
         close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.5)
         for name in names[1:]:
@@ -334,7 +338,7 @@ class Store:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                logger.info("a push is reading the store: unreferenced blobs stay until prune")
+                log.info("a push is reading the store: unreferenced blobs stay until prune")
                 return 0
             reachable = self._reachable(index)
             freed = 0
@@ -351,6 +355,8 @@ class Store:
         self._write_atomically(self.index_path, data)
 
     def _write_atomically(self, path: Path, data: bytes) -> None:
+        import tempfile
+
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -368,7 +374,3 @@ class Store:
             os.fsync(directory)
         finally:
             os.close(directory)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import buildah
-from idpwrap.errors import ToolMissing
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store, StoredImage, remove_tree
+from idpwrap.scratch import private_directory, remove_tree
+from idpwrap.store import Store, StoredImage
 
 # buildah's oci: transport takes everything after the first colon as the image name.
 LAYOUT_IMAGE_NAME = "build"
@@ -40,10 +38,8 @@ def run(
         containerfile=buildah.find_containerfile(context, containerfile),
         build_args=tuple(build_args),
     )
-    if shutil.which("buildah") is None:
-        raise ToolMissing.named("buildah")
     work = store.temp_dir("build")
-    scratch = Path(tempfile.mkdtemp(prefix="idpwrap-build-")) if ":" in str(work) else work
+    scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
         layout = work / "layout"
         argv = buildah.bud_argv(options, layout_reference(layout, scratch))

@@ -1,20 +1,20 @@
-"""``idpwrap push``: resolve the image in the store, map its destination, skopeo copy it."""
+"""``idpwrap push``: resolve the image in the store, map its destination, skopeo copy it.
+
+Everything before skopeo starts is on the critical path of a push, so it is kept to what
+is needed to build skopeo's command line; the progress parser and the display are set up
+while skopeo is already running.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
-import tempfile
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from idpwrap import creds, skopeo
-from idpwrap.display import ProgressView
-from idpwrap.errors import PushFailed, ToolMissing, UsageError
-from idpwrap.progress import PushProgress
+from idpwrap import creds, log, skopeo
+from idpwrap.errors import PushFailed, UsageError
 from idpwrap.refs import (
     DEFAULT_REGISTRY,
     Destination,
@@ -26,28 +26,44 @@ from idpwrap.refs import (
     parse_source,
     store_candidates,
 )
+from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION, ImageDetails, Store
 
-logger = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.display import ProgressView
+    from idpwrap.progress import PushProgress
+
 PUSH_LAYOUT_NAME = "image"
 
 
-@dataclass(frozen=True)
-class PushRequest:
+class PushRequest(
+    namedtuple(
+        "PushRequest",
+        "source destination registry owner insecure ca_file cert_dir retry username password",
+        defaults=(None, None, None, False, None, None, 3, None, None),
+    )
+):
+    """What the user asked for; the password only ever comes from stdin or the environment."""
+
+    __slots__ = ()
     source: str
-    destination: str | None = None
-    registry: str | None = None
-    owner: str | None = None
-    insecure: bool = False
-    ca_file: Path | None = None
-    cert_dir: Path | None = None
-    retry: int = 3
-    username: str | None = None
-    password: str | None = None
+    destination: str | None
+    registry: str | None
+    owner: str | None
+    insecure: bool
+    ca_file: Path | None
+    cert_dir: Path | None
+    retry: int
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:
+        return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(namedtuple("PushResult", "reference digest size")):
+    __slots__ = ()
     reference: str
     digest: str
     size: int
@@ -76,9 +92,9 @@ def plan_destination(
 ) -> Destination:
     if request.destination:
         return explicit_destination(request.destination, registry)
-    owner = request.owner or (
-        credentials.username if credentials and len(source.path) == 1 else None
-    )
+    owner = request.owner
+    if not owner and credentials and len(source.path) == 1:
+        owner = credentials.username
     return gitea_destination(registry, source, details.image.ref, owner)
 
 
@@ -107,9 +123,52 @@ def trusted_cert_dir(request: PushRequest, directory: Path) -> Path | None:
             raise UsageError(f"--ca-file {request.ca_file} does not exist")
         cert_dir = directory / "certs"
         cert_dir.mkdir()
-        shutil.copyfile(request.ca_file, cert_dir / "ca.crt")
+        (cert_dir / "ca.crt").write_bytes(request.ca_file.read_bytes())
         return cert_dir
     return None
+
+
+class _LiveProgress:
+    """The parser and the display, made once skopeo runs; output waits in the pty till then."""
+
+    def __init__(
+        self, details: ImageDetails, label: str, make_view: Callable[[str], ProgressView]
+    ) -> None:
+        self.details = details
+        self.label = label
+        self.make_view = make_view
+        self.progress: PushProgress | None = None
+        self.view: ProgressView | None = None
+
+    def start(self) -> None:
+        from idpwrap.progress import PushProgress
+
+        manifest = self.details.manifest
+        layers = [(str(layer["digest"]), int(layer["size"])) for layer in manifest["layers"]]
+        config = (str(manifest["config"]["digest"]), int(manifest["config"]["size"]))
+        self.progress = PushProgress.for_manifest(layers, config)
+        self.view = self.make_view(self.label)
+        self.view.start(self.progress)
+
+    def feed(self, text: str) -> None:
+        if self.progress is None or self.view is None:
+            self.start()
+        assert self.progress is not None and self.view is not None
+        self.view.update(self.progress, self.progress.feed(text))
+
+    def close(self, succeeded: bool) -> None:
+        if self.progress is None or self.view is None:
+            if not succeeded:
+                return  # skopeo never ran: there is no progress to close
+            self.start()
+        assert self.progress is not None and self.view is not None
+        if succeeded:
+            self.view.update(self.progress, self.progress.finish())
+        self.view.close(self.progress, succeeded)
+
+    def pushed(self, reference: str, digest: str) -> None:
+        if self.view is not None:
+            self.view.pushed(reference, digest)
 
 
 def run(
@@ -131,15 +190,11 @@ def run(
         )
     if request.insecure and not registry.plain_http:
         notice(f"TLS verification is off for {registry.host} (--insecure)")
-    if shutil.which("skopeo") is None:
-        raise ToolMissing.named("skopeo")
-    logger.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
+    log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
-    layers = [(str(layer["digest"]), int(layer["size"])) for layer in details.manifest["layers"]]
-    config = details.manifest["config"]
-    progress = PushProgress.for_manifest(layers, (str(config["digest"]), int(config["size"])))
-    view = make_view(destination.repository + ":" + destination.tag)
-    work = Path(tempfile.mkdtemp(prefix="idpwrap-push-"))
+    live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
+    work = Path(private_directory("idpwrap-push-"))
+    succeeded = False
     try:
         with store.reading(), creds.temporary_auth_file(registry.host, credentials) as auth_fd:
             layout = write_push_layout(work, store, details)
@@ -154,13 +209,9 @@ def run(
             argv = skopeo.copy_argv(
                 f"oci:{layout}:{PUSH_LAYOUT_NAME}", f"docker://{destination.reference}", options
             )
-            logger.debug("running %s", " ".join(argv))
-            view.start(progress)
-            succeeded = False
+            log.debug("running %s", " ".join(argv))
             try:
-                finished = skopeo.copy(
-                    argv, options, lambda text: view.update(progress, progress.feed(text))
-                )
+                finished = skopeo.copy(argv, options, live.feed, on_started=live.start)
                 if finished.exit_code != 0:
                     raise skopeo.classify_failure(
                         finished.stderr,
@@ -168,17 +219,16 @@ def run(
                         registry,
                         credentials.source if credentials else "",
                     )
-                view.update(progress, progress.finish())
                 succeeded = True
             finally:
-                view.close(progress, succeeded)
+                live.close(succeeded)
             pushed_digest = (work / "digest").read_text().strip()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     if pushed_digest != image.digest:
         raise PushFailed(
             f"the registry stored {destination.reference} as {pushed_digest}, but the local"
             f" image is {image.digest}: the push did not copy the image unchanged"
         )
-    view.pushed(destination.reference, pushed_digest)
+    live.pushed(destination.reference, pushed_digest)
     return PushResult(destination.reference, pushed_digest, details.size)
