@@ -1,1 +1,30 @@
-"""One module per command; each takes plain values and raises ``IdpwrapError`` on failure."""
+"""One module per command, each with ``add_arguments(parser)`` and ``execute(args) -> int``.
+
+The logic of a command takes plain values and raises ``IdpwrapError``; ``execute`` turns the
+parsed arguments into those values and prints the result. Helpers shared by commands live here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from idpwrap.store import Store
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """``--store``, else ``$IDPWRAP_STORE``, else ``$XDG_DATA_HOME/idpwrap/images``."""
+    from pathlib import Path
+
+    from idpwrap.store import Store, default_root
+
+    return Store(Path(args.store) if getattr(args, "store", None) else default_root())
+
+
+def notice(message: str) -> None:
+    """A line for the person at the terminal, on stderr, so stdout stays the result."""
+    sys.stderr.write(f"idpwrap: {message}\n")
+    sys.stderr.flush()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import buildah
-from idpwrap.refs import LocalRef
+from idpwrap.commands import open_store
+from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import Store, StoredImage
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 # buildah's oci: transport takes everything after the first colon as the image name.
 LAYOUT_IMAGE_NAME = "build"
@@ -51,5 +56,37 @@ def run(
             remove_tree(scratch)
 
 
-def describe_context(context: Path) -> str:
-    return os.path.relpath(context) if not context.is_absolute() else str(context)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--context", default=".", metavar="DIR", help="the build context (default: .)"
+    )
+    parser.add_argument(
+        "-t", "--tag", action="append", required=True, metavar="NAME[:TAG]",
+        help="name of the image in the store (repeatable); no :TAG means :latest",
+    )  # fmt: skip
+    parser.add_argument(
+        "-f", "--file", metavar="FILE",
+        help="the Containerfile (default: the context's Containerfile, else its Dockerfile)",
+    )  # fmt: skip
+    parser.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
+
+
+def execute(args: argparse.Namespace) -> int:
+    tags = [parse_local(text) for text in args.tag]
+    store = open_store(args)
+
+    def show(text: str) -> None:
+        if not args.quiet:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    image = run(
+        store, Path(args.context), tags, containerfile=args.file, build_args=args.build_arg,
+        on_output=show,
+    )  # fmt: skip
+    for tag in tags:
+        print(f"Image saved to local store: {tag}")
+    print(f"Digest: {image.digest}")
+    print(f"Store: {store.root}")
+    return 0

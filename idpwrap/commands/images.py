@@ -1,13 +1,17 @@
-"""``idpwrap images`` and ``idpwrap rmi``: what the store holds, and removing tags."""
+"""``idpwrap images``: what the store holds."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from idpwrap.refs import parse_local
+from idpwrap.commands import open_store
+from idpwrap.display import human_bytes
 from idpwrap.store import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,6 @@ def list_images(store: Store) -> list[ImageRow]:
     return rows
 
 
-def remove(store: Store, texts: Sequence[str]) -> list[tuple[str, int]]:
-    """Untag each image, freeing the blobs nothing else uses; (tag, bytes freed) each."""
-    refs = [parse_local(text) for text in texts]
-    return [(str(ref), store.delete(ref)) for ref in refs]
-
-
 def age(created: str, now: datetime | None = None) -> str:
     """``5 minutes ago``, as podman shows it; the raw value when it cannot be read."""
     if not created:
@@ -51,3 +49,20 @@ def age(created: str, now: datetime | None = None) -> str:
             count = seconds // length
             return f"{count} {unit}{'s' if count != 1 else ''} ago"
     return "seconds ago"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def execute(args: argparse.Namespace) -> int:
+    table = [("REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED")]
+    for row in list_images(open_store(args)):
+        digest = row.digest.split(":", 1)[-1][:12]
+        table.append((row.name, row.tag, digest, human_bytes(row.size), age(row.created)))
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    return 0

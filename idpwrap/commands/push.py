@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from idpwrap import creds, log, skopeo
+from idpwrap.commands import notice, open_store
 from idpwrap.errors import PushFailed, UsageError
 from idpwrap.refs import (
     DEFAULT_REGISTRY,
@@ -31,10 +32,13 @@ from idpwrap.store import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION, ImageDetails,
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from idpwrap.display import ProgressView
     from idpwrap.progress import PushProgress
 
 PUSH_LAYOUT_NAME = "image"
+PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
 
 
 class PushRequest(
@@ -232,3 +236,71 @@ def run(
         )
     live.pushed(destination.reference, pushed_digest)
     return PushResult(destination.reference, pushed_digest, details.size)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SOURCE", help="[OWNER/]NAME[:TAG] or NAME@sha256:...")
+    parser.add_argument(
+        "destination", metavar="DEST", nargs="?",
+        help="[HOST/]PATH[:TAG]; overrides the Gitea mapping HOST/OWNER/NAME:TAG",
+    )  # fmt: skip
+    parser.add_argument(
+        "--registry", metavar="URL",
+        help="https://host:port, host:port or http://host:port (default: $IDPWRAP_REGISTRY,"
+        f" else idpbuilder's Gitea, {DEFAULT_REGISTRY})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--owner", help="registry namespace (default: OWNER in SOURCE, else the username)"
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
+    )
+    parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
+    parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
+    parser.add_argument(
+        "--retry", type=int, default=3, metavar="N",
+        help="times skopeo retries a failed transfer (default: 3)",
+    )  # fmt: skip
+    parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password or token from stdin"
+    )
+    parser.add_argument(
+        "--progress", choices=PROGRESS_MODES,
+        help="progress on stderr (default: $IDPWRAP_PROGRESS, else auto: bars on a terminal,"
+        " plain lines otherwise)",
+    )  # fmt: skip
+
+
+def execute(args: argparse.Namespace) -> int:
+    import sys
+
+    mode = args.progress or os.environ.get("IDPWRAP_PROGRESS") or "auto"
+    if mode not in PROGRESS_MODES:
+        raise UsageError(f"IDPWRAP_PROGRESS={mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+    password = None
+    if args.password_stdin:
+        if sys.stdin.isatty():
+            raise UsageError('--password-stdin reads a pipe: echo "$TOKEN" | idpwrap push ...')
+        password = sys.stdin.read().rstrip("\r\n")
+    request = PushRequest(
+        source=args.source,
+        destination=args.destination,
+        registry=args.registry,
+        owner=args.owner,
+        insecure=args.insecure,
+        ca_file=Path(args.ca_file) if args.ca_file else None,
+        cert_dir=Path(args.cert_dir) if args.cert_dir else None,
+        retry=args.retry,
+        username=args.username,
+        password=password,
+    )
+
+    def make_view(label: str) -> ProgressView:
+        from idpwrap import display
+
+        return display.make_view(mode, label)
+
+    result = run(open_store(args), request, make_view, notice)
+    print(f"Pushed {result.reference}@{result.digest}")
+    return 0
