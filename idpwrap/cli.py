@@ -14,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from types import ModuleType
+    from typing import NoReturn
 
 # name: (module, help, example). Each module has add_arguments(parser) and execute(args).
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -53,7 +54,13 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
     from idpwrap import __version__
 
-    common = argparse.ArgumentParser(add_help=False)
+    class OneLineErrorParser(argparse.ArgumentParser):
+        """Bad arguments get one line and exit code 2, like every other error."""
+
+        def error(self, message: str) -> NoReturn:
+            self.exit(2, f"idpwrap: error: {message} (see '{self.prog} --help')\n")
+
+    common = OneLineErrorParser(add_help=False)
     common.add_argument(
         "--store", metavar="DIR",
         help="the local OCI image store (default: $IDPWRAP_STORE, else"
@@ -61,7 +68,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     )  # fmt: skip
     common.add_argument("-v", "--verbose", action="store_true", help="say what is done and why")
     common.add_argument("--debug", action="store_true", help="also show the commands run")
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="idpwrap",
         description="Build container images with rootless buildah into a local OCI store,"
         " and push them to a registry (idpbuilder's Gitea first) with skopeo.",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from idpwrap import creds, log, skopeo
 from idpwrap.commands import notice, open_store
-from idpwrap.errors import PushFailed, UsageError
+from idpwrap.errors import ImageNotFound, PushFailed, RegistryUnreachable, UsageError
 from idpwrap.refs import (
     DEFAULT_REGISTRY,
     Destination,
@@ -145,6 +145,8 @@ class _LiveProgress:
         self.view: ProgressView | None = None
 
     def start(self) -> None:
+        if self.progress is not None:
+            return  # a second attempt carries on with the same counts: they never fall
         from idpwrap.progress import PushProgress
 
         manifest = self.details.manifest
@@ -215,14 +217,7 @@ def run(
             )
             log.debug("running %s", " ".join(argv))
             try:
-                finished = skopeo.copy(argv, options, live.feed, on_started=live.start)
-                if finished.exit_code != 0:
-                    raise skopeo.classify_failure(
-                        finished.stderr,
-                        finished.exit_code,
-                        registry,
-                        credentials.source if credentials else "",
-                    )
+                _copy_with_one_more_try(argv, options, live, request, credentials, notice)
                 succeeded = True
             finally:
                 live.close(succeeded)
@@ -236,6 +231,61 @@ def run(
         )
     live.pushed(destination.reference, pushed_digest)
     return PushResult(destination.reference, pushed_digest, details.size)
+
+
+def _copy_with_one_more_try(
+    argv: list[str],
+    options: skopeo.CopyOptions,
+    live: _LiveProgress,
+    request: PushRequest,
+    credentials: creds.Credentials | None,
+    notice: Callable[[str], None],
+) -> None:
+    """skopeo retries a failed blob itself (--retry-times), but not every failure, e.g. a
+    connection reset before the manifest is written; when retries are allowed, a network
+    failure gets one more whole ``skopeo copy``, which skips the blobs already uploaded."""
+    attempts = 2 if request.retry > 0 else 1
+    for attempt in range(1, attempts + 1):
+        os.lseek(options.authfile_fd, 0, os.SEEK_SET)
+        finished = skopeo.copy(argv, options, live.feed, on_started=live.start)
+        if finished.exit_code == 0:
+            return
+        error = skopeo.classify_failure(
+            finished.stderr,
+            finished.exit_code,
+            options.registry,
+            credentials.source if credentials else "",
+        )
+        if attempt == attempts or not isinstance(error, RegistryUnreachable):
+            raise error
+        notice(f"{error}; trying once more")
+
+
+def push_all_tags(
+    store: Store,
+    request: PushRequest,
+    make_view: Callable[[str], ProgressView],
+    notice: Callable[[str], None],
+) -> list[PushResult]:
+    """Every tag of SOURCE's repository in the store, like ``docker push --all-tags``."""
+    source = parse_source(request.source)
+    if source.tag or source.digest:
+        raise UsageError(f"--all-tags takes a name without a tag or digest, not {request.source}")
+    if request.destination and ":" in request.destination.rsplit("/", 1)[-1]:
+        raise UsageError("--all-tags keeps each tag: give DEST without a tag")
+    images = store.images()
+    for name in store_candidates(source):
+        tags = [image.ref.tag for image in images if image.ref.name == name]
+        if tags:
+            break
+    else:
+        raise ImageNotFound.in_store(f"{request.source}:*", str(store.root), [])
+    results = []
+    for tag in tags:
+        destination = f"{request.destination}:{tag}" if request.destination else None
+        tagged = request._replace(source=f"{request.source}:{tag}", destination=destination)
+        results.append(run(store, tagged, make_view, notice))
+    return results
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -255,6 +305,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
     )
+    parser.add_argument(
+        "--tls-verify", metavar="BOOL", nargs="?", const="true", type=parse_bool,
+        help="--tls-verify=false is --insecure, as in podman and skopeo",
+    )  # fmt: skip
     parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
     parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
     parser.add_argument(
@@ -264,6 +318,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password or token from stdin"
+    )
+    parser.add_argument(
+        "--all-tags", action="store_true", help="push every tag of SOURCE's repository"
+    )
+    parser.add_argument("--digestfile", metavar="FILE", help="write the pushed digest to FILE")
+    parser.add_argument(
+        "--json", action="store_true", help='print {"reference", "digest", "size"} on stdout'
     )
     parser.add_argument(
         "--progress", choices=PROGRESS_MODES,
@@ -288,7 +349,7 @@ def execute(args: argparse.Namespace) -> int:
         destination=args.destination,
         registry=args.registry,
         owner=args.owner,
-        insecure=args.insecure,
+        insecure=args.insecure or args.tls_verify is False,
         ca_file=Path(args.ca_file) if args.ca_file else None,
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
         retry=args.retry,
@@ -301,6 +362,33 @@ def execute(args: argparse.Namespace) -> int:
 
         return display.make_view(mode, label)
 
-    result = run(open_store(args), request, make_view, notice)
-    print(f"Pushed {result.reference}@{result.digest}")
+    store = open_store(args)
+    if args.all_tags:
+        results = push_all_tags(store, request, make_view, notice)
+    else:
+        results = [run(store, request, make_view, notice)]
+    if args.digestfile:
+        try:
+            Path(args.digestfile).write_text("".join(f"{r.digest}\n" for r in results))
+        except OSError as error:
+            raise UsageError(
+                f"cannot write --digestfile {args.digestfile}: {error.strerror}; the push itself"
+                " succeeded"
+            ) from error
+    for result in results:
+        if args.json:
+            print(json.dumps(result._asdict()))
+        else:
+            print(f"Pushed {result.reference}@{result.digest}")
     return 0
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
