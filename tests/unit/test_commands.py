@@ -1,0 +1,177 @@
+"""commands/: the pieces of push, images and rmi that need no tool."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from idpwrap.commands import images, push, rmi
+from idpwrap.creds import Credentials
+from idpwrap.errors import UsageError
+from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry, parse_source
+from idpwrap.store import LocalRef
+
+USER = Credentials("giteaAdmin", "secret", "environment (GITEA_USERNAME, GITEA_TOKEN)")
+
+
+@pytest.fixture(autouse=True)
+def no_registry_variable(monkeypatch):
+    monkeypatch.delenv("IDPWRAP_REGISTRY", raising=False)
+
+
+@pytest.fixture
+def details(store, layouts):
+    image = store.add_layout(layouts.make([b"layer"]).path, [LocalRef("myapp", "v1.0.0")])
+    return store.details(image)
+
+
+# -- choose_registry ----------------------------------------------------------------------
+
+
+def test_registry_option():
+    request = push.PushRequest(source="myapp", registry="http://127.0.0.1:5000")
+    assert push.choose_registry(request, parse_source("myapp")) == Registry("127.0.0.1:5000", True)
+
+
+def test_registry_from_the_source():
+    source = parse_source("Registry.Example:5000/team/app:v1")
+    registry = push.choose_registry(push.PushRequest(source=source.text), source)
+    assert registry == Registry("registry.example:5000")
+
+
+def test_registry_in_the_source_and_the_option_must_agree():
+    source = parse_source("other.example/team/app:v1")
+    request = push.PushRequest(source=source.text, registry="https://gitea.example:8443")
+    with pytest.raises(UsageError) as caught:
+        push.choose_registry(request, source)
+    assert "other.example" in str(caught.value)
+    assert "gitea.example:8443" in str(caught.value)
+    same = push.PushRequest(source="gitea.example:8443/app", registry="gitea.example:8443")
+    assert push.choose_registry(same, parse_source("gitea.example:8443/app")).host == (
+        "gitea.example:8443"
+    )
+
+
+def test_registry_from_the_environment_then_idpbuilder(monkeypatch):
+    source = parse_source("myapp")
+    assert push.choose_registry(push.PushRequest(source="myapp"), source) == parse_registry(
+        DEFAULT_REGISTRY
+    )
+    monkeypatch.setenv("IDPWRAP_REGISTRY", "http://localhost:5000")
+    assert push.choose_registry(push.PushRequest(source="myapp"), source) == Registry(
+        "localhost:5000", True
+    )
+
+
+# -- plan_destination ---------------------------------------------------------------------
+
+
+def plan(details, text: str, credentials=None, **request):
+    source = parse_source(text)
+    registry = Registry("gitea.example:8443")
+    return push.plan_destination(
+        push.PushRequest(source=text, **request), source, details, registry, credentials
+    )
+
+
+def test_plan_owner_from_the_username_for_a_bare_name(details):
+    assert plan(details, "myapp:v1.0.0", USER).repository == "giteaadmin/myapp"
+
+
+def test_plan_owner_in_the_source_beats_the_username(details):
+    assert plan(details, "team/myapp:v1.0.0", USER).repository == "team/myapp"
+
+
+def test_plan_owner_option_beats_the_username(details):
+    assert plan(details, "myapp:v1.0.0", USER, owner="Ops").repository == "ops/myapp"
+
+
+def test_plan_anonymous_bare_name_goes_to_the_root(details):
+    destination = plan(details, "myapp")
+    assert destination.reference == "gitea.example:8443/myapp:v1.0.0"
+
+
+def test_plan_explicit_destination(details):
+    destination = plan(details, "myapp:v1.0.0", USER, destination="mirror/myapp:stable")
+    assert destination.reference == "gitea.example:8443/mirror/myapp:stable"
+
+
+# -- trusted_cert_dir and the push layout -------------------------------------------------
+
+
+def test_ca_file_is_copied_into_a_cert_dir(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    cert_dir = push.trusted_cert_dir(push.PushRequest(source="x", ca_file=ca), work)
+    assert sorted(path.name for path in cert_dir.iterdir()) == ["ca.crt"]  # no *.key
+    assert (cert_dir / "ca.crt").read_text() == ca.read_text()
+
+
+def test_cert_dir_is_used_as_is(tmp_path):
+    request = push.PushRequest(source="x", cert_dir=tmp_path)
+    assert push.trusted_cert_dir(request, tmp_path / "unused") == tmp_path
+
+
+def test_missing_ca_file_or_cert_dir(tmp_path):
+    with pytest.raises(UsageError, match="--ca-file"):
+        push.trusted_cert_dir(push.PushRequest(source="x", ca_file=tmp_path / "no.pem"), tmp_path)
+    with pytest.raises(UsageError, match="--cert-dir"):
+        push.trusted_cert_dir(push.PushRequest(source="x", cert_dir=tmp_path / "no"), tmp_path)
+
+
+def test_no_trust_options():
+    assert push.trusted_cert_dir(push.PushRequest(source="x"), None) is None
+
+
+def test_push_layout_is_pinned_to_the_resolved_manifest(tmp_path, store, details):
+    work = tmp_path / "work"
+    work.mkdir()
+    layout = push.write_push_layout(work, store, details)
+    index = json.loads((layout / "index.json").read_text())
+    (entry,) = index["manifests"]
+    assert entry["digest"] == details.image.digest
+    assert entry["annotations"] == {"org.opencontainers.image.ref.name": push.PUSH_LAYOUT_NAME}
+    assert (layout / "blobs").resolve() == (store.root / "blobs").resolve()
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+
+
+# -- images -------------------------------------------------------------------------------
+
+
+def test_list_images(store, details):
+    (row,) = images.list_images(store)
+    assert (row.name, row.tag, row.digest) == ("myapp", "v1.0.0", details.image.digest)
+    assert row.size == details.size
+
+
+def test_remove_parses_names(store, details):
+    assert rmi.remove(store, ["myapp:v1.0.0"])[0][0] == "myapp:v1.0.0"
+    assert store.images() == []
+
+
+@pytest.mark.parametrize(
+    ("delta", "text"),
+    [
+        (timedelta(seconds=5), "seconds ago"),
+        (timedelta(minutes=1), "1 minute ago"),
+        (timedelta(minutes=5, seconds=3), "5 minutes ago"),
+        (timedelta(hours=2), "2 hours ago"),
+        (timedelta(days=1, hours=3), "1 day ago"),
+        (timedelta(days=40), "40 days ago"),
+    ],
+)
+def test_age(delta, text):
+    now = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+    created = (now - delta).isoformat().replace("+00:00", "Z")
+    assert images.age(created, now) == text
+
+
+def test_age_of_odd_values():
+    assert images.age("") == "unknown"
+    assert images.age("yesterday") == "yesterday"
+    now = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+    assert images.age("2024-05-10T10:00:00", now) == "2 hours ago"  # naive means UTC
