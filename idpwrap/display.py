@@ -18,11 +18,14 @@ PLAIN_INTERVAL_SECONDS = 1.0
 
 
 def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+    if count < 1024:
+        return f"{int(count)} B"
+    unit = "KiB"
+    for unit in ("KiB", "MiB", "GiB"):
         count /= 1024
-    return f"{count:.1f} GiB"
+        if round(count, 1) < 1024 or unit == "GiB":
+            break
+    return f"{count:.1f} {unit}"
 
 
 class ProgressView(Protocol):

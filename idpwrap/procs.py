@@ -193,6 +193,8 @@ def run_streaming(
                 if error_read is not None:
                     os.close(error_write)
             forwarder.pid = pid
+            if forwarder.received is not None:  # it came while the child was starting
+                forwarder(forwarder.received, None)
             try:
                 if on_started:
                     on_started()

@@ -129,6 +129,11 @@ def parse_source(text: str) -> SourceRef:
     for part in parts:
         if not COMPONENT_RE.match(part.lower()):
             raise InvalidReference.for_text(text, f"{part!r} is not a valid name component")
+    image = parts[1:] if len(parts) > 1 else parts  # only the OWNER may have capitals
+    if any(part != part.lower() for part in image):
+        raise InvalidReference.for_text(
+            text, f"image names must be lowercase: {'/'.join(image).lower()}"
+        )
     return SourceRef(text, host, tuple(parts), tag, digest)
 
 

@@ -119,6 +119,11 @@ def classify_failure(
             f"{host} refused the credentials from {credentials_source}: check the username and"
             " password or token"
         )
+    if ("denied" in lowered or "status 403" in lowered) and not credentials_source:
+        return AuthFailed(
+            f"{host} denied an anonymous push ({_tail(message)}): give credentials with"
+            f" --username and --password-stdin, or {ANONYMOUS_TRIED}"
+        )
     if "denied" in lowered or "status 403" in lowered:
         return AuthFailed(
             f"{host} denied the push with credentials from {credentials_source}"
@@ -133,10 +138,9 @@ def classify_failure(
             "network is unreachable",
             "connection reset",
             "no route to host",
-            "eof",
             "server misbehaving",
         )
-    ):
+    ) or re.search(r"\beof\b", lowered):
         return RegistryUnreachable(
             f"cannot reach registry {registry.url} ({_tail(message)}): check that it is running"
             " and the address is right"

@@ -291,6 +291,8 @@ class Store:
 
     def delete(self, ref: LocalRef) -> int:
         """Remove a tag, then the blobs no other tag reaches; returns the bytes freed."""
+        if not self.index_path.exists():  # no store yet: nothing to remove, nothing to create
+            raise ImageNotFound.in_store(str(ref), str(self.root), [])
         with self.write_lock():
             index = self.read_index()
             kept = [

@@ -145,22 +145,3 @@ def test_build_success_streams_and_returns():
     shown = []
     assert build(["/bin/sh", "-c", "echo STEP 1/1: FROM scratch"], shown.append) is None
     assert "".join(shown).strip() == "STEP 1/1: FROM scratch"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="procs starts tools with os.fork and exec, not subprocess.Popen, so"
-    " pytest-subprocess's fp cannot intercept them: no buildah fault can be injected with fp",
-)
-def test_build_failure_faked_with_fp(fp, tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # never the real buildah, faked or not
-    argv = ["buildah", "bud", "--isolation", "chroot", "-t", DESTINATION, str(tmp_path)]
-    fp.register(
-        argv,
-        stdout=["STEP 1/2: FROM docker.io/library/alpine", "Error: creating build container"],
-        returncode=125,
-    )
-    with pytest.raises(BuildFailed) as caught:
-        build(argv, lambda text: None)
-    assert "exit code 125" in str(caught.value)
-    assert "Error: creating build container" in str(caught.value)

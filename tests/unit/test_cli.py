@@ -269,11 +269,6 @@ def test_rmi_an_unknown_tag(capsys, store_dir):
     assert out == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: rmi on a store that does not exist yet fails with exit 8 'cannot write store"
-    " ...: No such file or directory' instead of 3 'not in the local store'",
-)
 def test_rmi_on_a_store_that_does_not_exist(capsys, store_dir):
     code, _, err = run(capsys, "rmi", "--store", str(store_dir), "myapp:v9")
     assert code == 3

@@ -220,7 +220,6 @@ def test_human_bytes(count, text):
     assert human_bytes(count) == text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: human_bytes rounds 1048575 up to '1024.0 KiB'")
 def test_human_bytes_never_shows_1024_of_a_unit():
     assert human_bytes(1024**2 - 1) == "1.0 MiB"
 

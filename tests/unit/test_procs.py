@@ -141,11 +141,6 @@ def test_a_signal_is_forwarded_and_reported(name, code):
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a signal that arrives after the child exec'd but before run_streaming records"
-    " its pid is not forwarded; the child runs on until the grace period ends",
-)
 def test_a_signal_while_the_child_starts_is_forwarded(monkeypatch):
     monkeypatch.setattr(procs, "GRACE_SECONDS", 0.6)  # keeps the test short when it fails
     sent = []

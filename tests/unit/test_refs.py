@@ -137,11 +137,6 @@ def test_parse_source_rejects_bad_references(text):
         parse_source(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: parse_source accepts an uppercase image NAME; store_candidates then returns []"
-    " and push reports 'image :v1 is not in the local store'",
-)
 @pytest.mark.parametrize("text", ["MyApp:v1", "giteaAdmin/MyApp:v1"])
 def test_parse_source_rejects_an_uppercase_image_name(text):
     with pytest.raises(InvalidReference) as caught:

@@ -194,10 +194,6 @@ def test_denied_is_auth_failed():
     assert "requested access to the resource is denied" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an anonymous 'denied' reads 'with credentials from  (...)', an empty source",
-)
 def test_anonymous_denied_does_not_show_an_empty_source():
     stderr = fatal("denied: requested access to the resource is denied")
     message = str(classify_failure(stderr, 1, HTTPS, ""))
@@ -227,11 +223,6 @@ def test_connection_refused_names_the_plain_http_url():
     assert "http://127.0.0.1:5000" in str(error)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 'eof' is matched as a substring, so any message naming e.g. 'geoffrey/app'"
-    " is reported as a network failure",
-)
 def test_eof_inside_a_word_is_not_a_network_failure():
     stderr = fatal(
         "writing manifest: uploading manifest v1 to gitea.example:8443/geoffrey/app:"
