@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Protocol, TextIO
 
 from idpwrap.progress import BlobState, Event, PushProgress
+
+TYPE_CHECKING = False  # typing costs an import that a push should not pay
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 PLAIN_INTERVAL_SECONDS = 1.0
 
@@ -28,19 +31,9 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} {unit}"
 
 
-class ProgressView(Protocol):
-    def start(self, progress: PushProgress) -> None: ...
-    def update(self, progress: PushProgress, events: list[Event]) -> None: ...
-    def close(self, progress: PushProgress, succeeded: bool) -> None: ...
-    def pushed(self, reference: str, digest: str) -> None: ...
+class ProgressView:
+    """What every view is told; this base shows nothing (``--progress none``)."""
 
-
-class _Quiet:
-    def pushed(self, reference: str, digest: str) -> None:
-        pass
-
-
-class NoView(_Quiet):
     def start(self, progress: PushProgress) -> None:
         pass
 
@@ -50,8 +43,14 @@ class NoView(_Quiet):
     def close(self, progress: PushProgress, succeeded: bool) -> None:
         pass
 
+    def pushed(self, reference: str, digest: str) -> None:
+        pass
 
-class PlainView(_Quiet):
+
+NoView = ProgressView
+
+
+class PlainView(ProgressView):
     """``push giteaadmin/myapp:v1  42% 24.0 MiB / 59.1 MiB``: at most one line a second and
     one per 10%, then 100% once the manifest is written."""
 
@@ -87,7 +86,7 @@ class PlainView(_Quiet):
             self._line(progress)
 
 
-class JsonView:
+class JsonView(ProgressView):
     """One JSON object per line: ``progress``, ``blob_done`` and, from the command, ``pushed``."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -148,7 +147,7 @@ class JsonView:
             )
 
 
-class RichView(_Quiet):
+class RichView(ProgressView):
     """One bar per blob (short digest, bytes, speed) and an overall bar."""
 
     def __init__(self, label: str) -> None:

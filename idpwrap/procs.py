@@ -254,12 +254,15 @@ def _kill(pid: int) -> None:
 
 
 def _reap(pid: int) -> int:
+    """The child's exit code. Its output is closed, so it is exiting: wait for it, but kill it
+    if it lingers past the grace period (it ignored a forwarded signal, say)."""
+    waited, status = os.waitpid(pid, os.WNOHANG)
     deadline = time.monotonic() + GRACE_SECONDS
-    while True:
-        waited, status = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            return os.waitstatus_to_exitcode(status)
+    while waited != pid:
         if time.monotonic() > deadline:
             _kill(pid)
-            deadline = float("inf")
-        time.sleep(0.005)
+            waited, status = os.waitpid(pid, 0)
+            break
+        time.sleep(0.001)
+        waited, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status)
