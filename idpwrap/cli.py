@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "example: GITEA_USERNAME=giteaAdmin GITEA_TOKEN=... idpwrap push"
         " --registry https://gitea.cnoe.localtest.me:8443 --insecure giteaAdmin/myapp:v1.0.0",
     ),
+    "import": (
+        "idpwrap.commands.import_rootfs",
+        "make an image from a root filesystem tarball (like podman import)",
+        "example: idpwrap import rootfs.tar debian:bookworm --change 'CMD [\"/bin/bash\"]'",
+    ),
     "images": (
         "idpwrap.commands.images",
         "list the images in the store",
