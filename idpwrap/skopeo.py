@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import procs
@@ -20,9 +20,16 @@ from idpwrap.refs import Registry
 # Wide enough that no bar is cut ("skipped: alre…" at 40 columns, "…" on a 0x0 pty).
 TERMINAL_SIZE = (50, 200)
 ANONYMOUS_TRIED = (
-    "GITEA_USERNAME with GITEA_TOKEN or GITEA_PASSWORD, REGISTRY_USERNAME with REGISTRY_PASSWORD"
+    "--username with --password-stdin, GITEA_USERNAME with GITEA_TOKEN or GITEA_PASSWORD,"
+    " REGISTRY_USERNAME with REGISTRY_PASSWORD"
 )
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
+# In skopeo's words: the token endpoint refused the credentials ...
+REFUSED_MARKERS = ("invalid username/password", "unable to retrieve auth token")
+# ... the registry wants (other) credentials ...
+AUTH_MARKERS = ("unauthorized", "authentication required", "status 401")
+# ... or it knows who we are and refuses the push.
+DENIED_MARKERS = ("denied", "status 403", "insufficient_scope")
 
 
 class CopyOptions(
@@ -88,9 +95,21 @@ def fatal_message(stderr: str) -> str:
 
 
 def classify_failure(
-    stderr: str, exit_code: int, registry: Registry, credentials_source: str
+    stderr: str,
+    exit_code: int,
+    registry: Registry,
+    credentials_source: str,
+    *,
+    username: str = "",
+    repository: str = "",
+    tried: Sequence[str] = (),
 ) -> IdpwrapError:
-    """Turn skopeo's failure into the error a user can act on."""
+    """Turn skopeo's failure into the error a user can act on.
+
+    ``credentials_source`` is empty for an anonymous push, whose message then lists ``tried``
+    (the sources looked at). ``username`` and ``repository`` make a refused push say who may
+    not push where.
+    """
     message = fatal_message(stderr)
     lowered = message.lower()
     host = registry.host
@@ -101,34 +120,20 @@ def classify_failure(
         )
     if "server gave http response to https client" in lowered:
         return TlsNotTrusted(f"{host} speaks plain HTTP: use --registry http://{host}")
-    if any(
-        marker in lowered
-        for marker in (
-            "unauthorized",
-            "authentication required",
-            "status 401",
-            "invalid username/password",
+    refused = any(marker in lowered for marker in AUTH_MARKERS)
+    denied = any(marker in lowered for marker in DENIED_MARKERS)
+    if (refused or denied) and not credentials_source:
+        return AuthFailed(
+            f"{host} requires credentials and none were found: tried"
+            f" {', '.join(tried) if tried else ANONYMOUS_TRIED}"
         )
-    ):
-        if not credentials_source:
-            return AuthFailed(
-                f"{host} requires credentials and none were found: tried --username with"
-                f" --password-stdin, {ANONYMOUS_TRIED}"
-            )
+    if any(marker in lowered for marker in REFUSED_MARKERS) or (refused and not denied):
         return AuthFailed(
             f"{host} refused the credentials from {credentials_source}: check the username and"
             " password or token"
         )
-    if ("denied" in lowered or "status 403" in lowered) and not credentials_source:
-        return AuthFailed(
-            f"{host} denied an anonymous push ({_tail(message)}): give credentials with"
-            f" --username and --password-stdin, or {ANONYMOUS_TRIED}"
-        )
-    if "denied" in lowered or "status 403" in lowered:
-        return AuthFailed(
-            f"{host} denied the push with credentials from {credentials_source}"
-            f" ({_tail(message)}): check the account may write to that repository"
-        )
+    if denied or refused:
+        return _denied(host, message, credentials_source, username, repository)
     if any(
         marker in lowered
         for marker in (
@@ -146,6 +151,29 @@ def classify_failure(
             " and the address is right"
         )
     return PushFailed(f"skopeo copy failed (exit code {exit_code}): {message}")
+
+
+def _denied(
+    host: str, message: str, credentials_source: str, username: str, repository: str
+) -> AuthFailed:
+    """The registry took the credentials but refused the push: a namespace or a scope."""
+    owner = repository.split("/", 1)[0] if "/" in repository else ""
+    if username and owner and owner != username.lower():
+        return AuthFailed(
+            f"denied: {username} may not push to {repository} on {host} (credentials from"
+            f" {credentials_source}): push to your own namespace, e.g. --owner"
+            f" {username.lower()}, or get write access to {owner}"
+        )
+    if username and repository:
+        return AuthFailed(
+            f"denied: {host} accepted the credentials from {credentials_source} but not a push"
+            f" to {repository}: the token lacks package write access (Gitea: a token with the"
+            " write:package scope)"
+        )
+    return AuthFailed(
+        f"{host} denied the push with credentials from {credentials_source}"
+        f" ({_tail(message)}): check the account may write to that repository"
+    )
 
 
 def _tail(message: str) -> str:

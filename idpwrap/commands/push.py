@@ -44,8 +44,9 @@ PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
 class PushRequest(
     namedtuple(
         "PushRequest",
-        "source destination registry owner insecure ca_file cert_dir retry username password",
-        defaults=(None, None, None, False, None, None, 3, None, None),
+        "source destination registry owner insecure ca_file cert_dir retry username password"
+        " authfile",
+        defaults=(None, None, None, False, None, None, 3, None, None, None),
     )
 ):
     """What the user asked for; the password only ever comes from stdin or the environment."""
@@ -61,6 +62,7 @@ class PushRequest(
     retry: int
     username: str | None
     password: str | None
+    authfile: Path | None
 
     def __repr__(self) -> str:
         return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
@@ -97,7 +99,7 @@ def plan_destination(
     if request.destination:
         return explicit_destination(request.destination, registry)
     owner = request.owner
-    if not owner and credentials and len(source.path) == 1:
+    if not owner and credentials and not credentials.identity_token and len(source.path) == 1:
         owner = credentials.username
     return gitea_destination(registry, source, details.image.ref, owner)
 
@@ -187,7 +189,14 @@ def run(
     registry = choose_registry(request, source)
     image = store.resolve(store_candidates(source), source.tag, source.digest)
     details = store.details(image)
-    credentials = creds.resolve(registry.host, username=request.username, password=request.password)
+    tried: list[str] = []
+    credentials = creds.resolve(
+        registry.host,
+        username=request.username,
+        password=request.password,
+        authfile=request.authfile,
+        tried=tried,
+    )
     destination = plan_destination(request, source, details, registry, credentials)
     if destination.lowercased_owner:
         notice(
@@ -217,7 +226,9 @@ def run(
             )
             log.debug("running %s", " ".join(argv))
             try:
-                _copy_with_one_more_try(argv, options, live, request, credentials, notice)
+                _copy_with_one_more_try(
+                    argv, options, live, request, credentials, notice, destination, tried
+                )
                 succeeded = True
             finally:
                 live.close(succeeded)
@@ -240,6 +251,8 @@ def _copy_with_one_more_try(
     request: PushRequest,
     credentials: creds.Credentials | None,
     notice: Callable[[str], None],
+    destination: Destination | None = None,
+    tried: list[str] | None = None,
 ) -> None:
     """skopeo retries a failed blob itself (--retry-times), but not every failure, e.g. a
     connection reset before the manifest is written; when retries are allowed, a network
@@ -255,6 +268,9 @@ def _copy_with_one_more_try(
             finished.exit_code,
             options.registry,
             credentials.source if credentials else "",
+            username=credentials.username if credentials else "",
+            repository=destination.repository if destination else "",
+            tried=tried or (),
         )
         if attempt == attempts or not isinstance(error, RegistryUnreachable):
             raise error
@@ -320,6 +336,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--password-stdin", action="store_true", help="read the password or token from stdin"
     )
     parser.add_argument(
+        "--authfile", metavar="FILE",
+        help="read credentials from this auth.json (default: $REGISTRY_AUTH_FILE, podman's and"
+        " docker's auth files)",
+    )  # fmt: skip
+    parser.add_argument(
         "--all-tags", action="store_true", help="push every tag of SOURCE's repository"
     )
     parser.add_argument("--digestfile", metavar="FILE", help="write the pushed digest to FILE")
@@ -355,6 +376,7 @@ def execute(args: argparse.Namespace) -> int:
         retry=args.retry,
         username=args.username,
         password=password,
+        authfile=Path(args.authfile) if args.authfile else None,
     )
 
     def make_view(label: str) -> ProgressView:
