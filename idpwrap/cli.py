@@ -34,6 +34,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "make an image from a root filesystem tarball (like podman import)",
         "example: idpwrap import rootfs.tar debian:bookworm --change 'CMD [\"/bin/bash\"]'",
     ),
+    "version": (
+        "idpwrap.commands.version",
+        "print the versions of idpwrap, buildah and skopeo",
+        "example: idpwrap version",
+    ),
+    "completion": (
+        "idpwrap.commands.completion",
+        "print a shell completion script",
+        "example: source <(idpwrap completion bash)",
+    ),
     "images": (
         "idpwrap.commands.images",
         "list the images in the store",
