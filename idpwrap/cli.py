@@ -54,6 +54,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "remove images from the store",
         "example: idpwrap rmi myapp:v1.0.0",
     ),
+    "login": (
+        "idpwrap.commands.login",
+        "check credentials with a registry and keep them in the OS keyring",
+        "example: idpwrap login -u giteaAdmin https://gitea.cnoe.localtest.me:8443",
+    ),
+    "logout": (
+        "idpwrap.commands.logout",
+        "remove the credentials that login kept for a registry",
+        "example: idpwrap logout https://gitea.cnoe.localtest.me:8443",
+    ),
 }
 
 

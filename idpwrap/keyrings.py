@@ -67,13 +67,20 @@ def remove(registry_host: str) -> bool:
     return removed
 
 
-def backend_name() -> str:
-    """The backend in use, for messages (e.g. ``SecretService Keyring``)."""
+def usable_backend() -> str:
+    """The name of the backend that would store credentials; KeyringUnavailable if none would
+    (keyring's ``fail`` backend raises, its ``null`` backend forgets what it is given)."""
     with _backend_errors():
         import keyring
 
         backend = keyring.get_keyring()
-    return str(getattr(backend, "name", type(backend).__name__))
+    module = type(backend).__module__
+    if module in ("keyring.backends.fail", "keyring.backends.null"):
+        raise KeyringUnavailable(
+            f"no keyring backend is available ({module.rsplit('.', 1)[-1]} backend; install one,"
+            " e.g. gnome-keyring with SecretService, or keyrings.alt)"
+        )
+    return str(getattr(backend, "name", None) or f"{module}.{type(backend).__name__}")
 
 
 def _delete(keyring: object, service: str, account: str) -> bool:
