@@ -144,6 +144,10 @@ def classify_failure(
             "connection reset",
             "no route to host",
             "server misbehaving",
+            # a connection cut under an upload (a registry restart, a proxy dropping it)
+            "broken pipe",
+            "use of closed network connection",
+            "tls handshake timeout",
         )
     ) or re.search(r"\beof\b", lowered):
         return RegistryUnreachable(
