@@ -54,6 +54,31 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "remove images from the store",
         "example: idpwrap rmi myapp:v1.0.0",
     ),
+    "inspect": (
+        "idpwrap.commands.inspect",
+        "show a stored image's digest, config, layers and history",
+        "example: idpwrap inspect myapp:v1.0.0 --json",
+    ),
+    "tag": (
+        "idpwrap.commands.tag",
+        "give a stored image another name",
+        "example: idpwrap tag myapp:v1.0.0 myapp:latest",
+    ),
+    "prune": (
+        "idpwrap.commands.prune",
+        "free blobs no image uses and leftovers of interrupted commands",
+        "example: idpwrap prune",
+    ),
+    "save": (
+        "idpwrap.commands.save",
+        "write stored images to an oci-archive",
+        "example: idpwrap save myapp:v1.0.0 base:v1 -o images.tar",
+    ),
+    "load": (
+        "idpwrap.commands.load",
+        "add the images of an oci-archive or docker-archive to the store",
+        "example: idpwrap load -i images.tar",
+    ),
     "login": (
         "idpwrap.commands.login",
         "check credentials with a registry and keep them in the OS keyring",

@@ -75,6 +75,10 @@ class StoreError(IdpwrapError):
     exit_code = EXIT_STORE
 
 
+class ArchiveError(UsageError):
+    """An archive given to ``load`` is not one, is damaged, or names its images badly."""
+
+
 class ToolMissing(IdpwrapError):
     exit_code = EXIT_TOOL_MISSING
 

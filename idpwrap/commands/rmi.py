@@ -1,10 +1,10 @@
-"""``idpwrap rmi``: remove tags from the store, and the blobs nothing else uses."""
+"""``idpwrap rmi NAME[:TAG]...``: remove tags from the store, and the blobs nothing else uses."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from idpwrap.commands import open_store
+from idpwrap.commands import notice, open_store
 from idpwrap.display import human_bytes
 from idpwrap.refs import parse_local
 from idpwrap.store import Store
@@ -15,9 +15,15 @@ if TYPE_CHECKING:
 
 
 def remove(store: Store, texts: Sequence[str]) -> list[tuple[str, int]]:
-    """Untag each image, freeing the blobs nothing else uses; (tag, bytes freed) each."""
+    """Untag every image in one step (all exist, or nothing changes), then free the blobs
+    nothing uses any more; (tag, bytes only it used) each."""
     refs = [parse_local(text) for text in texts]
-    return [(str(ref), store.delete(ref)) for ref in refs]
+    freed, orphans, collected = store.delete_many(refs)
+    if not collected:
+        notice("a push or save is reading the store: run 'idpwrap prune' later to free the space")
+    elif orphans:
+        notice(f"also freed {human_bytes(orphans)} that interrupted commands had left")
+    return [(str(ref), size) for ref, size in freed]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

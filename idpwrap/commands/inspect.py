@@ -1,0 +1,114 @@
+"""``idpwrap inspect IMAGE [--json]``: an image's digest, config, layers, labels and history."""
+
+from __future__ import annotations
+
+import json
+
+from idpwrap.commands import open_store
+from idpwrap.display import human_bytes
+from idpwrap.store import ImageDetails, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+
+def describe(store: Store, text: str) -> dict[str, Any]:
+    """What ``inspect --json`` prints: podman's fields where it has them, in its spelling."""
+    image = store.lookup(text)
+    details = store.details(image)
+    return as_dict(details, [str(i.ref) for i in store.images() if i.digest == image.digest])
+
+
+def as_dict(details: ImageDetails, tags: list[str]) -> dict[str, Any]:
+    manifest, config = details.manifest, details.config
+    settings = config.get("config") or {}
+    return {
+        "reference": str(details.image.ref),
+        "digest": details.image.digest,
+        "mediaType": manifest.get("mediaType", details.image.descriptor.get("mediaType")),
+        "tags": tags,
+        "id": str(manifest["config"]["digest"]),
+        "size": details.size,
+        "created": details.created,
+        "author": config.get("author", ""),
+        "architecture": config.get("architecture", ""),
+        "os": config.get("os", ""),
+        "config": {
+            "digest": str(manifest["config"]["digest"]),
+            "size": int(manifest["config"]["size"]),
+            "entrypoint": settings.get("Entrypoint"),
+            "cmd": settings.get("Cmd"),
+            "env": settings.get("Env") or [],
+            "workingDir": settings.get("WorkingDir", ""),
+            "user": settings.get("User", ""),
+            "exposedPorts": sorted(settings.get("ExposedPorts") or {}),
+        },
+        "labels": settings.get("Labels") or {},
+        "annotations": manifest.get("annotations") or {},
+        "layers": [
+            {"digest": layer["digest"], "size": layer["size"], "mediaType": layer.get("mediaType")}
+            for layer in manifest["layers"]
+        ],
+        "history": [
+            {
+                "created": step.get("created", ""),
+                "createdBy": step.get("created_by", ""),
+                "emptyLayer": bool(step.get("empty_layer", False)),
+                "comment": step.get("comment", ""),
+            }
+            for step in config.get("history") or []
+        ],
+    }
+
+
+def as_text(info: dict[str, Any]) -> str:
+    config = info["config"]
+    lines = [
+        f"Reference:    {info['reference']}",
+        f"Digest:       {info['digest']}",
+        f"Tags:         {', '.join(info['tags'])}",
+        f"ID:           {info['id']}",
+        f"Created:      {info['created'] or 'unknown'}",
+        f"Platform:     {info['os']}/{info['architecture']}",
+        f"Size:         {human_bytes(info['size'])} ({info['size']} bytes, compressed)",
+    ]
+    if info["author"]:
+        lines.append(f"Author:       {info['author']}")
+    for label, key in (("Entrypoint", "entrypoint"), ("Cmd", "cmd")):
+        if config[key]:
+            lines.append(f"{label + ':':<14}{json.dumps(config[key])}")
+    for label, key in (("WorkingDir", "workingDir"), ("User", "user")):
+        if config[key]:
+            lines.append(f"{label + ':':<14}{config[key]}")
+    if config["exposedPorts"]:
+        lines.append(f"Ports:        {', '.join(config['exposedPorts'])}")
+    lines += [f"Env:          {value}" for value in config["env"]]
+    if info["labels"]:
+        lines.append("Labels:")
+        lines += [f"  {key}={value}" for key, value in sorted(info["labels"].items())]
+    lines.append(f"Layers ({len(info['layers'])}):")
+    for layer in info["layers"]:
+        lines.append(f"  {layer['digest']}  {human_bytes(layer['size'])}")
+    if info["history"]:
+        lines.append("History:")
+        for step in info["history"]:
+            marker = "" if step["emptyLayer"] else " [layer]"
+            lines.append(
+                f"  {step['created'] or '-'}  {step['createdBy'] or step['comment']}{marker}"
+            )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "image", metavar="IMAGE", help="NAME[:TAG], NAME@sha256:DIGEST or a digest (12+ hex)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+
+
+def execute(args: argparse.Namespace) -> int:
+    info = describe(open_store(args), args.image)
+    print(json.dumps(info, indent=2) if args.json else as_text(info))
+    return 0
