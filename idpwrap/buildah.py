@@ -63,8 +63,24 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
     return [*argv, "-t", oci_destination, str(options.context)]
 
 
-def build(argv: list[str], on_output: Callable[[str], None]) -> None:
-    """Run buildah, streaming its output; raise BuildFailed with its last lines."""
+# buildah 1.28 fails with this after it has written the image to an oci: destination, when the
+# last step of the build came from the layer cache (it then looks for the image in its own
+# storage, where an oci: destination never puts it).
+CACHED_LAST_STEP_QUIRK = "locating new copy of image"
+
+
+def build(
+    argv: list[str],
+    on_output: Callable[[str], None],
+    *,
+    cwd: str | None = None,
+    output_complete: Callable[[], bool] | None = None,
+) -> None:
+    """Run buildah (in ``cwd``), streaming its output; raise BuildFailed with its last lines.
+
+    ``output_complete`` says whether the destination holds a whole image: it is asked when
+    buildah fails with its cached-last-step quirk, and a whole image then counts as built.
+    """
     recent: deque[str] = deque(maxlen=LINES_KEPT_FOR_ERRORS)
     partial = [""]
 
@@ -74,8 +90,17 @@ def build(argv: list[str], on_output: Callable[[str], None]) -> None:
         partial[0] = lines.pop()
         recent.extend(line for line in lines if line.strip())
 
-    finished = procs.run_streaming(argv, remember, env=procs.child_environment(), merge_stderr=True)
+    finished = procs.run_streaming(
+        argv, remember, env=procs.child_environment(), merge_stderr=True, cwd=cwd
+    )
     if partial[0].strip():
         recent.append(partial[0])
     if finished.exit_code != 0:
+        quirk = any(CACHED_LAST_STEP_QUIRK in line for line in recent)
+        if quirk and output_complete is not None and output_complete():
+            on_output(
+                "idpwrap: buildah wrote the whole image before that error (its last step came"
+                " from the cache): using the image\n"
+            )
+            return
         raise BuildFailed.with_output(finished.exit_code, list(recent))

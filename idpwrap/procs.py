@@ -96,9 +96,12 @@ def _exec_child(
     stderr: int,
     pass_fds: Sequence[int],
     report: int,
+    cwd: str | None = None,
 ) -> None:
     """In the forked child: die with the parent, wire up descriptors, exec. Never returns."""
     try:
+        if cwd is not None:
+            os.chdir(cwd)
         if os.access(SETPRIV, os.X_OK):
             argv = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         else:
@@ -136,13 +139,14 @@ def _spawn(
     stdout: int,
     stderr: int,
     pass_fds: Sequence[int],
+    cwd: str | None = None,
 ) -> int:
     argv = [find_program(argv[0], env.get("PATH", DEFAULT_PATH)), *argv[1:]]
     report_read, report_write = os.pipe()  # both close-on-exec: an exec closes the report
     pid = os.fork()
     if pid == 0:
         os.close(report_read)
-        _exec_child(argv, env, stdout, stderr, pass_fds, report_write)
+        _exec_child(argv, env, stdout, stderr, pass_fds, report_write, cwd)
     os.close(report_write)
     try:
         failure = os.read(report_read, 32)
@@ -166,8 +170,10 @@ def run_streaming(
     pass_fds: Sequence[int] = (),
     merge_stderr: bool = False,
     on_started: Callable[[], None] | None = None,
+    cwd: str | None = None,
 ) -> Finished:
-    """Run ``argv``, handing its output to ``on_output`` as it comes; collect its stderr.
+    """Run ``argv`` (in directory ``cwd``), handing its output to ``on_output`` as it comes;
+    collect its stderr.
 
     With ``terminal_size`` (rows, columns) its stdout is a pseudo-terminal of that size: skopeo
     draws progress bars only on a terminal, and cuts them on a narrow one. ``on_started`` runs
@@ -187,7 +193,7 @@ def run_streaming(
     try:
         with forwarder.installed():
             try:
-                pid = _spawn(argv, env, output_write, error_write, pass_fds)
+                pid = _spawn(argv, env, output_write, error_write, pass_fds, cwd)
             finally:
                 os.close(output_write)
                 if error_read is not None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from idpwrap import bases as stored_bases
 from idpwrap import buildah
 from idpwrap.commands import open_store
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
-from idpwrap.store import Store, StoredImage
+from idpwrap.store import Store, StoredImage, layout_is_whole
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,20 +40,29 @@ def run(
     build_args: Sequence[str] = (),
     on_output: Callable[[str], None],
 ) -> StoredImage:
-    options = buildah.BuildOptions(
-        context=context,
-        containerfile=buildah.find_containerfile(context, containerfile),
-        build_args=tuple(build_args),
-    )
+    file = buildah.find_containerfile(context, containerfile).absolute()
     work = store.temp_dir("build")
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
-        layout = work / "layout"
-        argv = buildah.bud_argv(options, layout_reference(layout, scratch))
-        buildah.build(argv, on_output)
-        return store.add_layout(layout, list(tags))
+        with contextlib.ExitStack() as reading:
+            reading.enter_context(store.reading())  # the bases' blobs stay while buildah reads
+            file, bases = stored_bases.prepare(store, file, build_args, work)
+            if not bases:
+                reading.close()
+            for base in bases:
+                on_output(f"idpwrap: FROM {base.written}: the store's {base.image.ref}"
+                          f" ({base.image.digest})\n")  # fmt: skip
+            options = buildah.BuildOptions(
+                context=context.absolute(), containerfile=file, build_args=tuple(build_args)
+            )
+            layout = work / "layout"
+            argv = buildah.bud_argv(options, layout_reference(layout, scratch))
+            buildah.build(
+                argv, on_output, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
+            )
+            return store.add_layout(layout, list(tags))
     finally:
-        remove_tree(work)
+        store.release(work)
         if scratch != work:
             remove_tree(scratch)
 
