@@ -131,7 +131,9 @@ def normalize_host(key: str) -> str:
 
 
 def _section(content: Mapping[str, object], name: str, path: Path) -> dict[str, object]:
-    section = content.get(name) or {}
+    section = content.get(name)
+    if section is None:
+        return {}
     if not isinstance(section, dict):
         raise CredentialsError(
             f"auth file {path}: {name!r} is not a JSON object: fix it, or remove it and log in"
