@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from idpwrap import procs
-from idpwrap.errors import BuildFailed, ContextError
+from idpwrap.errors import BuildFailed, ContextError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.rootless import Storage
 
 CONTAINERFILE_NAMES = ("Containerfile", "Dockerfile")
 # chroot isolation works as root and rootless, in containers and on CI runners, with no OCI
@@ -18,12 +23,108 @@ DEFAULT_ISOLATION = "chroot"
 LINES_KEPT_FOR_ERRORS = 6
 
 
+PULL_MODES = ("never", "missing", "always")
+# Our pull modes in buildah 1.28's words: its "false" pulls only what its storage lacks.
+PULL_ARGUMENT = {"never": "never", "missing": "false", "always": "always"}
+DEFAULT_PULL = "missing"
+PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
+SECRET_TYPES = ("file",)
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     context: Path
     containerfile: Path
     build_args: Sequence[str] = field(default_factory=tuple)
     layers: bool = True
+    target: str | None = None
+    labels: Sequence[str] = field(default_factory=tuple)
+    no_cache: bool = False
+    pull: str = DEFAULT_PULL
+    secrets: Sequence[tuple[str, Path]] = field(default_factory=tuple)  # (id, file)
+    platform: str | None = None
+    storage: Storage | None = None
+
+
+def isolation() -> str:
+    return os.environ.get("BUILDAH_ISOLATION") or DEFAULT_ISOLATION
+
+
+def parse_secret(text: str) -> tuple[str, Path]:
+    """``id=ID,src=FILE`` (``type=file`` allowed) -> (ID, absolute FILE), the file readable."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, equals, value = part.partition("=")
+        if not equals or key not in ("id", "src", "type") or key in fields:
+            raise UsageError(f"--secret {text!r}: expected id=ID,src=FILE")
+        fields[key] = value
+    if fields.get("type", "file") not in SECRET_TYPES:
+        raise UsageError(f"--secret {text!r}: only type=file is supported")
+    if not fields.get("id") or not fields.get("src"):
+        raise UsageError(f"--secret {text!r}: expected id=ID,src=FILE")
+    path = Path(fields["src"]).expanduser().absolute()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise UsageError(f"--secret {fields['id']}: {fields['src']} is not a readable file")
+    return fields["id"], path
+
+
+def parse_platform(text: str) -> str:
+    """One ``OS/ARCH[/VARIANT]``: an image in the store is a single-platform manifest."""
+    if "," in text:
+        raise UsageError(
+            f"--platform {text!r}: one platform per build (the store keeps single-platform"
+            " images): build once per platform, with a tag for each"
+        )
+    if not PLATFORM_RE.match(text):
+        raise UsageError(f"--platform {text!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64")
+    return text
+
+
+def parse_label(text: str) -> str:
+    key, equals, _ = text.partition("=")
+    if not equals or not key.strip():
+        raise UsageError(f"--label {text!r}: expected KEY=VALUE")
+    return text
+
+
+def read_build_arg_file(path: str) -> list[str]:
+    """``KEY=VALUE`` lines (blank lines and ``#`` comments skipped), as podman reads them."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise UsageError(f"--build-arg-file {path}: {reason}") from error
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not stripped.split("=", 1)[0].strip():
+            raise UsageError(f"--build-arg-file {path}:{number}: expected KEY=VALUE")
+        found.append(stripped)
+    return found
+
+
+def resolve_build_args(
+    files: Sequence[str], arguments: Sequence[str], environ: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The build arguments: the files' in order, then ``--build-arg`` (which win). ``KEY``
+    alone takes the value of the environment variable, as podman does, or is dropped; buildah
+    runs with a minimal environment, so it could not look it up itself."""
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, str] = {}
+    for text in [line for path in files for line in read_build_arg_file(path)] + list(arguments):
+        key, equals, value = text.partition("=")
+        key = key.strip()
+        if not key:
+            raise UsageError(f"--build-arg {text!r}: expected KEY=VALUE")
+        if equals:
+            values[key] = value
+        elif key in environ:
+            values[key] = environ[key]
+        else:
+            values.pop(key, None)
+    return values
 
 
 def find_containerfile(context: Path, file_option: str | None) -> Path:
@@ -44,20 +145,29 @@ def find_containerfile(context: Path, file_option: str | None) -> Path:
 
 
 def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
-    isolation = os.environ.get("BUILDAH_ISOLATION") or DEFAULT_ISOLATION
-    argv = [
-        "buildah",
-        "bud",
+    argv = ["buildah", *(options.storage.argv() if options.storage else []), "bud"]
+    argv += [
         "--isolation",
-        isolation,
+        isolation(),
         # Compressed in the store, so a push is a straight copy with the store's digests.
         "--disable-compression=false",
         "--force-rm",
         "-f",
         str(options.containerfile),
+        f"--pull={PULL_ARGUMENT[options.pull]}",
     ]
     if options.layers:
         argv.append("--layers")
+    if options.no_cache:
+        argv.append("--no-cache")
+    if options.target:
+        argv += ["--target", options.target]
+    if options.platform:
+        argv += ["--platform", options.platform]
+    for label in options.labels:
+        argv += ["--label", label]
+    for secret_id, path in options.secrets:
+        argv += ["--secret", f"id={secret_id},src={path}"]  # a path: the secret stays in it
     for build_arg in options.build_args:
         argv += ["--build-arg", build_arg]
     return [*argv, "-t", oci_destination, str(options.context)]

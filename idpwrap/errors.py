@@ -17,6 +17,7 @@ EXIT_NETWORK = 5
 EXIT_TLS = 6
 EXIT_TOOL_MISSING = 7
 EXIT_STORE = 8
+EXIT_SETUP = 9
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -124,3 +125,15 @@ class Interrupted(IdpwrapError):
     def __init__(self, signal_name: str = "SIGINT", exit_code: int = EXIT_INTERRUPTED) -> None:
         super().__init__(f"interrupted by {signal_name}")
         self.exit_code = exit_code
+
+
+class ConfigError(UsageError):
+    """The config file (or an ``IDPWRAP_*`` variable) is not valid: the message names the
+    file and line."""
+
+
+class SetupError(IdpwrapError):
+    """This machine or account is not ready for what was asked (rootless builds: subordinate
+    IDs, user namespaces); the message gives the command that fixes it."""
+
+    exit_code = EXIT_SETUP

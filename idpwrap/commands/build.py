@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import bases as stored_bases
-from idpwrap import buildah
-from idpwrap.commands import open_store
+from idpwrap import buildah, buildcache, log, procs, rootless
+from idpwrap.commands import notice, open_store
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import Store, StoredImage, layout_is_whole
@@ -31,40 +32,112 @@ def layout_reference(layout: Path, scratch: Path) -> str:
     return f"oci:{layout}:{LAYOUT_IMAGE_NAME}"
 
 
+class BuildRequest(
+    namedtuple(
+        "BuildRequest",
+        "context tags containerfile build_args target labels no_cache pull secrets platform",
+        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None),
+    )
+):
+    """What to build: the options of ``idpwrap build``, checked and resolved."""
+
+    __slots__ = ()
+    context: Path
+    tags: Sequence[LocalRef]
+    containerfile: str | None
+    build_args: Sequence[str]  # KEY=VALUE, files and environment already resolved
+    target: str | None
+    labels: Sequence[str]
+    no_cache: bool
+    pull: str
+    secrets: Sequence[tuple[str, Path]]
+    platform: str | None
+
+
+class BuildResult(namedtuple("BuildResult", "image reused")):
+    """The stored image, and whether an identical earlier build's image was reused."""
+
+    __slots__ = ()
+    image: StoredImage
+    reused: bool
+
+
 def run(
     store: Store,
-    context: Path,
-    tags: Sequence[LocalRef],
+    request: BuildRequest,
     *,
-    containerfile: str | None = None,
-    build_args: Sequence[str] = (),
     on_output: Callable[[str], None],
-) -> StoredImage:
-    file = buildah.find_containerfile(context, containerfile).absolute()
+) -> BuildResult:
+    file = buildah.find_containerfile(request.context, request.containerfile).absolute()
+    context = request.context.absolute()
+    tags = list(request.tags)
+    inputs = buildcache.BuildInputs(
+        context=context,
+        containerfile=file,
+        build_args=dict(arg.split("=", 1) for arg in request.build_args),
+        target=request.target,
+        labels=tuple(request.labels),
+        platform=request.platform,
+        secrets=tuple(request.secrets),
+        isolation=buildah.isolation(),
+        rootless=rootless.is_rootless(),
+    )
+    tool_path = procs.child_environment()["PATH"]
+    before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
+    if before.digest is None:
+        log.info("build cache: %s, so buildah runs", before.reason)
+    elif request.no_cache or request.pull == "always":
+        log.info("build cache: not used with --no-cache or --pull always")
+    else:
+        reused = buildcache.reuse(store, before.digest, tags)
+        if reused is not None:
+            return BuildResult(reused, True)
+    rootless.check_ready()
+    storage = rootless.default_storage()
+    rootless.prepare(storage)
+    log.info("buildah storage: %s (%s)", storage.root, storage.reason)
     work = store.temp_dir("build")
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
         with contextlib.ExitStack() as reading:
             reading.enter_context(store.reading())  # the bases' blobs stay while buildah reads
-            file, bases = stored_bases.prepare(store, file, build_args, work)
+            file, bases = stored_bases.prepare(store, file, request.build_args, work)
             if not bases:
                 reading.close()
             for base in bases:
                 on_output(f"idpwrap: FROM {base.written}: the store's {base.image.ref}"
                           f" ({base.image.digest})\n")  # fmt: skip
             options = buildah.BuildOptions(
-                context=context.absolute(), containerfile=file, build_args=tuple(build_args)
+                context=context,
+                containerfile=file,
+                build_args=tuple(request.build_args),
+                target=request.target,
+                labels=tuple(request.labels),
+                no_cache=request.no_cache,
+                pull=request.pull,
+                secrets=tuple(request.secrets),
+                platform=request.platform,
+                storage=storage,
             )
             layout = work / "layout"
             argv = buildah.bud_argv(options, layout_reference(layout, scratch))
+            log.debug("running %s", " ".join(argv))
             buildah.build(
                 argv, on_output, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
             )
-            return store.add_layout(layout, list(tags))
+            image = store.add_layout(layout, tags)
     finally:
         store.release(work)
         if scratch != work:
             remove_tree(scratch)
+    if before.digest is not None:
+        # Recorded only if nothing changed while buildah ran: the image is of these inputs.
+        after = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
+        if after.digest == before.digest:
+            buildcache.remember(store, before.digest, image)
+        else:
+            log.info("build cache: the context changed during the build: not recorded")
+    return BuildResult(image, False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,12 +152,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-f", "--file", metavar="FILE",
         help="the Containerfile (default: the context's Containerfile, else its Dockerfile)",
     )  # fmt: skip
-    parser.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--build-arg", action="append", default=[], metavar="KEY[=VALUE]",
+        help="a build argument (repeatable); KEY alone takes $KEY from the environment",
+    )  # fmt: skip
+    parser.add_argument(
+        "--build-arg-file", action="append", default=[], metavar="FILE",
+        help="KEY=VALUE lines of build arguments (repeatable); --build-arg wins",
+    )  # fmt: skip
+    parser.add_argument("--target", metavar="STAGE", help="build up to this stage")
+    parser.add_argument(
+        "--label", action="append", default=[], metavar="KEY=VALUE",
+        help="a label on the image (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-cache", action="store_true",
+        help="build every step anew: neither buildah's layer cache nor an identical earlier build",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pull", choices=buildah.PULL_MODES, default=buildah.DEFAULT_PULL,
+        help="pull base images: never, missing (default: only what is not here), always",
+    )  # fmt: skip
+    parser.add_argument(
+        "--secret", action="append", default=[], metavar="id=ID,src=FILE",
+        help="a file RUN --mount=type=secret,id=ID can read; never stored in the image",
+    )  # fmt: skip
+    parser.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="the platform of the image (one per build), e.g. linux/arm64",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
 
 
 def execute(args: argparse.Namespace) -> int:
     tags = [parse_local(text) for text in args.tag]
+    request = BuildRequest(
+        context=Path(args.context),
+        tags=tags,
+        containerfile=args.file,
+        build_args=[
+            f"{key}={value}"
+            for key, value in buildah.resolve_build_args(
+                args.build_arg_file, args.build_arg
+            ).items()
+        ],
+        target=args.target,
+        labels=[buildah.parse_label(label) for label in args.label],
+        no_cache=args.no_cache,
+        pull=args.pull,
+        secrets=[buildah.parse_secret(secret) for secret in args.secret],
+        platform=buildah.parse_platform(args.platform) if args.platform else None,
+    )
     store = open_store(args)
 
     def show(text: str) -> None:
@@ -92,12 +210,15 @@ def execute(args: argparse.Namespace) -> int:
             sys.stderr.write(text)
             sys.stderr.flush()
 
-    image = run(
-        store, Path(args.context), tags, containerfile=args.file, build_args=args.build_arg,
-        on_output=show,
-    )  # fmt: skip
+    result = run(store, request, on_output=show)
+    if result.reused and not args.quiet:
+        notice(
+            "nothing changed since an earlier build (Containerfile, context, arguments,"
+            f" bases): {result.image.digest} tagged without running buildah (--no-cache"
+            " builds anew)"
+        )
     for tag in tags:
         print(f"Image saved to local store: {tag}")
-    print(f"Digest: {image.digest}")
+    print(f"Digest: {result.image.digest}")
     print(f"Store: {store.root}")
     return 0

@@ -110,6 +110,15 @@ def store(tmp_path: Path) -> Store:
     return store
 
 
+@pytest.fixture(autouse=True)
+def no_user_config(monkeypatch, tmp_path):
+    """Neither the developer's config file nor their IDPWRAP_* settings reach a unit test."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-user-config"))
+    for name in ("IDPWRAP_CONFIG", "IDPWRAP_OWNER", "IDPWRAP_INSECURE", "IDPWRAP_CA_FILE",
+                 "IDPWRAP_RETRY"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+
 def load_capture(name: str) -> dict:
     return json.loads((DATA / f"skopeo-copy-{name}.json").read_text())
 

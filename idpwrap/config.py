@@ -1,0 +1,368 @@
+"""The config file, ``$XDG_CONFIG_HOME/idpwrap/config.yaml``, and where each setting comes from.
+
+Precedence, highest first: the command line, the environment (``IDPWRAP_*``), the config file
+(a ``registries: {HOST: ...}`` section before the top-level keys), the built-in defaults.
+``insecure`` and ``ca_file`` decide together how a registry's TLS is trusted, so they come as a
+pair from the first level that sets either: ``--ca-file`` on the command line is not undone by
+``insecure: true`` in the file.
+
+The file is read on every push, so ``yaml`` (about 30 ms of imports) is imported only when the
+file exists. Errors name the file and the line, and exit with the usage code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import namedtuple
+from collections.abc import Mapping
+from pathlib import Path
+
+from idpwrap.errors import ConfigError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+CONFIG_ENV = "IDPWRAP_CONFIG"
+DEFAULT_RETRY = 3
+PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
+TLS_KEYS = ("insecure", "ca_file")
+# key: (environment variable, kind); the order is the order of `idpwrap config show`.
+KEYS: dict[str, tuple[str, str]] = {
+    "registry": ("IDPWRAP_REGISTRY", "registry"),
+    "owner": ("IDPWRAP_OWNER", "text"),
+    "insecure": ("IDPWRAP_INSECURE", "bool"),
+    "ca_file": ("IDPWRAP_CA_FILE", "path"),
+    "store": ("IDPWRAP_STORE", "path"),
+    "progress": ("IDPWRAP_PROGRESS", "progress"),
+    "retry": ("IDPWRAP_RETRY", "count"),
+}
+REGISTRY_KEYS = ("insecure", "ca_file", "owner")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class Setting(namedtuple("Setting", "value source")):
+    """An effective value and where it came from: ``--flag``, ``IDPWRAP_X``, ``FILE:LINE``
+    or ``default``."""
+
+    __slots__ = ()
+    value: Any
+    source: str
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$IDPWRAP_CONFIG``, else ``$XDG_CONFIG_HOME/idpwrap/config.yaml`` (``~/.config``)."""
+    environ = os.environ if environ is None else environ
+    explicit = environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(
+        environ.get("HOME") or str(Path.home()), ".config"
+    )
+    return Path(config_home) / "idpwrap" / "config.yaml"
+
+
+def default_store(environ: Mapping[str, str]) -> str:
+    data_home = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME") or str(Path.home()), ".local", "share"
+    )
+    return os.path.join(data_home, "idpwrap", "images")
+
+
+def parse_bool(text: str) -> bool | None:
+    lowered = text.strip().lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    return None
+
+
+def convert(key: str, value: object, where: str, base: Path | None = None) -> object:
+    """``value`` for ``key`` checked and normalised; ConfigError naming ``where`` if wrong.
+
+    Text from the environment and YAML values both come through here. A relative path in the
+    file is taken relative to the file's directory (``base``).
+    """
+    kind = KEYS[key][1]
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        parsed = parse_bool(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise ConfigError(f"{where}: '{key}' must be true or false, not {value!r}")
+        return parsed
+    if kind == "count":
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{where}: '{key}' must be a whole number >= 0, not {value!r}")
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: '{key}' must be a non-empty string, not {value!r}")
+    value = value.strip()
+    if kind == "progress" and value not in PROGRESS_MODES:
+        raise ConfigError(
+            f"{where}: '{key}' must be one of {', '.join(PROGRESS_MODES)}, not {value!r}"
+        )
+    if kind == "registry":
+        from idpwrap.refs import parse_registry
+
+        try:
+            parse_registry(value)
+        except UsageError as error:
+            raise ConfigError(f"{where}: {error}") from error
+    if kind == "path":
+        path = Path(value).expanduser()
+        if base is not None and not path.is_absolute():
+            path = base / path
+        return str(path)
+    return value
+
+
+class Config:
+    """The values of the config file, each with its line; empty when there is no file."""
+
+    def __init__(
+        self,
+        path: Path,
+        values: dict[str, tuple[object, int]] | None = None,
+        registries: dict[str, tuple[str, dict[str, tuple[object, int]]]] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.path = path
+        self.exists = values is not None
+        self.values = values or {}
+        # registry host -> (the key as written, {key: (value, line)})
+        self.registries = registries or {}
+        self.environ = os.environ if environ is None else environ
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Config:
+        environ = os.environ if environ is None else environ
+        path = config_path(environ)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if environ.get(CONFIG_ENV):
+                raise ConfigError(
+                    f"config file {path} (from {CONFIG_ENV}) does not exist: create it or unset"
+                    f" {CONFIG_ENV}"
+                ) from None
+            return cls(path, environ=environ)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise ConfigError(f"cannot read config file {path}: {reason}") from error
+        values, registries = parse(text, path)
+        return cls(path, values, registries, environ)
+
+    def where(self, line: int) -> str:
+        return f"{self.path}:{line}"
+
+    # -- effective settings --------------------------------------------------------------------
+
+    def setting(
+        self,
+        key: str,
+        flag: object = None,
+        flag_name: str | None = None,
+        registry_host: str | None = None,
+    ) -> Setting:
+        """The value of ``key``: the flag, the environment, the file, the default."""
+        if flag is not None:
+            return Setting(flag, flag_name or f"--{key.replace('_', '-')}")
+        variable = KEYS[key][0]
+        text = self.environ.get(variable)
+        if text:
+            return Setting(convert(key, text, f"environment variable {variable}"), variable)
+        if registry_host and key in REGISTRY_KEYS:
+            section = self.registries.get(registry_host)
+            if section and key in section[1]:
+                value, line = section[1][key]
+                return Setting(value, self.where(line))
+        if key in self.values:
+            value, line = self.values[key]
+            return Setting(value, self.where(line))
+        return Setting(self.default(key), "default")
+
+    def default(self, key: str) -> object:
+        if key == "registry":
+            from idpwrap.refs import DEFAULT_REGISTRY
+
+            return DEFAULT_REGISTRY
+        if key == "insecure":
+            return False
+        if key == "store":
+            return default_store(self.environ)
+        if key == "progress":
+            return "auto"
+        if key == "retry":
+            return DEFAULT_RETRY
+        return None
+
+    def tls(
+        self, registry_host: str | None, flags: Mapping[str, object] | None = None
+    ) -> tuple[Setting, Setting]:
+        """(insecure, ca_file), taken together from the first level that sets either.
+
+        ``flags`` holds the TLS options of the command line that were given (``insecure``,
+        ``ca_file``, ``cert_dir``; None when not given): any of them decides alone.
+        """
+        given = {key: value for key, value in (flags or {}).items() if value is not None}
+        if given:
+            return (
+                Setting(bool(given.get("insecure", False)), "command line"),
+                Setting(given.get("ca_file"), "command line"),
+            )
+        levels: list[dict[str, Setting]] = [{}]
+        for key in TLS_KEYS:
+            variable = KEYS[key][0]
+            text = self.environ.get(variable)
+            if text:
+                where = f"environment variable {variable}"
+                levels[0][key] = Setting(convert(key, text, where), variable)
+        if registry_host and registry_host in self.registries:
+            section = self.registries[registry_host][1]
+            levels.append(
+                {key: Setting(value, self.where(line)) for key, (value, line) in section.items()}
+            )
+        levels.append(
+            {
+                key: Setting(self.values[key][0], self.where(self.values[key][1]))
+                for key in TLS_KEYS
+                if key in self.values
+            }
+        )
+        for level in levels:
+            chosen = {key: level[key] for key in TLS_KEYS if key in level}
+            if chosen:
+                source = next(iter(chosen.values())).source
+                return (
+                    chosen.get("insecure", Setting(False, source)),
+                    chosen.get("ca_file", Setting(None, source)),
+                )
+        return Setting(False, "default"), Setting(None, "default")
+
+
+def parse(
+    text: str, path: Path
+) -> tuple[dict[str, tuple[object, int]], dict[str, tuple[str, dict[str, tuple[object, int]]]]]:
+    """The file's settings with their lines; ConfigError for YAML errors and unknown keys."""
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return {}, {}
+        if not isinstance(root, yaml.MappingNode):
+            raise ConfigError(
+                f"{path}:{root.start_mark.line + 1}: the config file must be a mapping of"
+                f" settings (registry: ..., owner: ...), not a {_kind(root)}"
+            )
+        values: dict[str, tuple[object, int]] = {}
+        registries: dict[str, tuple[str, dict[str, tuple[object, int]]]] = {}
+        lines: dict[str, int] = {}
+        for key_node, value_node in root.value:
+            key, line = _key(key_node, path, (*KEYS, "registries"))
+            if key in lines:
+                raise ConfigError(
+                    f"{path}:{line}: '{key}' is set twice (first on line {lines[key]})"
+                )
+            lines[key] = line
+            if key == "registries":
+                registries = _registries(loader, value_node, path)
+                continue
+            value = loader.construct_object(value_node, deep=True)
+            if value is None:
+                continue  # `owner:` with nothing after it: as if unset
+            values[key] = (convert(key, value, f"{path}:{line}", path.parent), line)
+        return values, registries
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        detail = f"{context} {problem}" if context else problem
+        raise ConfigError(
+            f"{where}: not valid YAML ({' '.join(detail.split())}): fix the file or move it aside"
+        ) from error
+    finally:
+        loader.dispose()
+
+
+def _kind(node: object) -> str:
+    return {"ScalarNode": "single value", "SequenceNode": "list"}.get(
+        type(node).__name__, "mapping"
+    )
+
+
+def _key(node: Any, path: Path, known: tuple[str, ...]) -> tuple[str, int]:
+    line = node.start_mark.line + 1
+    key = node.value if type(node).__name__ == "ScalarNode" else None
+    if key not in known:
+        import difflib
+
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"{path}:{line}: unknown key {key!r}: {hint}known keys are {', '.join(known)}"
+        )
+    return key, line
+
+
+def _registries(
+    loader: Any, node: Any, path: Path
+) -> dict[str, tuple[str, dict[str, tuple[object, int]]]]:
+    from idpwrap.refs import parse_registry
+
+    if type(node).__name__ != "MappingNode":
+        if loader.construct_object(node) is None:
+            return {}
+        raise ConfigError(
+            f"{path}:{node.start_mark.line + 1}: 'registries' must map registry hosts to their"
+            " settings, e.g. registries: {gitea.cnoe.localtest.me:8443: {insecure: true}}"
+        )
+    registries: dict[str, tuple[str, dict[str, tuple[object, int]]]] = {}
+    for host_node, section_node in node.value:
+        line = host_node.start_mark.line + 1
+        written = str(loader.construct_object(host_node))
+        try:
+            host = parse_registry(written).host
+        except UsageError as error:
+            raise ConfigError(f"{path}:{line}: in 'registries': {error}") from error
+        section: dict[str, tuple[object, int]] = {}
+        if type(section_node).__name__ == "MappingNode":
+            for key_node, value_node in section_node.value:
+                key, key_line = _key(key_node, path, REGISTRY_KEYS)
+                value = loader.construct_object(value_node, deep=True)
+                if value is not None:
+                    where = f"{path}:{key_line}"
+                    section[key] = (convert(key, value, where, path.parent), key_line)
+        elif loader.construct_object(section_node) is not None:
+            raise ConfigError(
+                f"{path}:{line}: registry {written!r} needs a mapping of settings"
+                f" ({', '.join(REGISTRY_KEYS)})"
+            )
+        registries[host] = (written, section)
+    return registries
+
+
+def effective_settings(
+    config: Config, registry: str | None = None, store: str | None = None
+) -> dict[str, Setting]:
+    """Every setting as a push or build would use it, for ``idpwrap config show``."""
+    settings = {"registry": config.setting("registry", registry, "--registry")}
+    from idpwrap.refs import parse_registry
+
+    host = parse_registry(str(settings["registry"].value)).host
+    settings["owner"] = config.setting("owner", registry_host=host)
+    settings["insecure"], settings["ca_file"] = config.tls(host)
+    settings["store"] = config.setting("store", store, "--store")
+    settings["progress"] = config.setting("progress")
+    settings["retry"] = config.setting("retry")
+    return settings
