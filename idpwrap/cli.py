@@ -93,9 +93,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def command_module(name: str) -> ModuleType:
-    import importlib
-
-    return importlib.import_module(COMMANDS[name][0])
+    module = COMMANDS[name][0]
+    __import__(module)
+    return sys.modules[module]
 
 
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
@@ -104,8 +104,27 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
     from idpwrap import __version__
 
+    class Formatter(argparse.RawDescriptionHelpFormatter):
+        """argparse's own asks shutil for the width, an import (with bz2 and lzma) that
+        every command would pay for just declaring its arguments."""
+
+        def __init__(self, prog: str, *args: object, **kwargs: object) -> None:
+            if kwargs.get("width") is None:
+                import os
+
+                try:
+                    columns = int(os.environ.get("COLUMNS") or 0) or os.get_terminal_size(1)[0]
+                except (ValueError, OSError):
+                    columns = 80
+                kwargs["width"] = columns - 2
+            super().__init__(prog, *args, **kwargs)  # type: ignore[arg-type]
+
     class OneLineErrorParser(argparse.ArgumentParser):
         """Bad arguments get one line and exit code 2, like every other error."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("formatter_class", Formatter)
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
         def error(self, message: str) -> NoReturn:
             self.exit(2, f"idpwrap: error: {message} (see '{self.prog} --help')\n")
@@ -128,7 +147,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     for name, (_, help_text, example) in COMMANDS.items():
         command = commands.add_parser(
             name, help=help_text, description=help_text, parents=[common], epilog=example,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=Formatter,
         )  # fmt: skip
         if selected in (None, name):
             command_module(name).add_arguments(command)
