@@ -41,8 +41,8 @@ INDEX_FILE = "index.json"
 WRITE_LOCK = ".idpwrap.lock"
 GC_LOCK = ".idpwrap.gc.lock"
 TEMP_DIR = ".idpwrap.tmp"
-# Temporary files of an atomic write are ".<name>.<random>" next to the file they replace.
-ATOMIC_TEMP_PREFIXES = (f".{INDEX_FILE}.", f".{LAYOUT_FILE}.")
+# Temporary files of an atomic write are ".<name>.<12 hex>" next to the file they replace.
+ATOMIC_TEMP_SUFFIX_LENGTH = 13
 MANIFEST_TYPES = {
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -71,6 +71,17 @@ def default_root() -> Path:
 def is_blob_name(name: str) -> bool:
     """A file name under ``blobs/sha256`` that is a whole sha256 digest."""
     return len(name) == 64 and HEX.issuperset(name)
+
+
+def is_atomic_temp(name: str) -> bool:
+    """Whether ``name`` is the temporary file of an atomic write (``.index.json.1a2b...``)."""
+    suffix = name[-ATOMIC_TEMP_SUFFIX_LENGTH:]
+    return (
+        name.startswith(".")
+        and len(name) > ATOMIC_TEMP_SUFFIX_LENGTH + 1
+        and suffix[0] == "."
+        and HEX.issuperset(suffix[1:])
+    )
 
 
 def ref_name(descriptor: dict[str, Any]) -> str:
@@ -600,7 +611,7 @@ class Store:
 
         count = size = 0
         for entry in os.scandir(self.root):
-            if entry.name.startswith(ATOMIC_TEMP_PREFIXES) and not entry.is_dir():
+            if is_atomic_temp(entry.name) and not entry.is_dir():
                 size += entry.stat(follow_symlinks=False).st_size
                 os.unlink(entry.path)
                 count += 1

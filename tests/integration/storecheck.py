@@ -1,0 +1,121 @@
+"""Checks of a store made with tools we did not write: skopeo reads every tag, every blob
+matches its sha256, nothing is unreferenced or left over. Used by the tests/integration/
+test_store_*.py files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REF_ANNOTATION = "org.opencontainers.image.ref.name"
+MANIFEST_TYPES = {
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+}
+KNOWN_ROOT = {"oci-layout", "index.json", "blobs", ".idpwrap.lock", ".idpwrap.gc.lock",
+              ".idpwrap.tmp", ".idpwrap.builds.json"}  # fmt: skip
+
+
+def tags(store: Path) -> list[str]:
+    index = json.loads((store / "index.json").read_text())
+    return sorted(entry["annotations"][REF_ANNOTATION] for entry in index["manifests"])
+
+
+def skopeo_manifest(reference: str) -> bytes:
+    """``skopeo inspect --raw`` of any transport reference; raises with skopeo's message."""
+    completed = subprocess.run(
+        ["skopeo", "inspect", "--raw", reference], capture_output=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, f"skopeo inspect {reference}: {completed.stderr.decode()}"
+    return completed.stdout
+
+
+def skopeo_inspect(reference: str) -> dict[str, Any]:
+    completed = subprocess.run(
+        ["skopeo", "inspect", reference], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, f"skopeo inspect {reference}: {completed.stderr}"
+    return json.loads(completed.stdout)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def reachable(store: Path) -> set[str]:
+    """Hex digests of every blob a tag reaches (manifests, configs, layers, indexes)."""
+    found: set[str] = set()
+    pending = list(json.loads((store / "index.json").read_text())["manifests"])
+    while pending:
+        descriptor = pending.pop()
+        hex_digest = descriptor["digest"].split(":", 1)[1]
+        if hex_digest in found:
+            continue
+        found.add(hex_digest)
+        if descriptor.get("mediaType") in MANIFEST_TYPES or "index" in descriptor.get(
+            "mediaType", ""
+        ):
+            content = json.loads((store / "blobs" / "sha256" / hex_digest).read_bytes())
+            pending += content.get("manifests", [])
+            pending += content.get("layers", [])
+            if "config" in content:
+                pending.append(content["config"])
+    return found
+
+
+def check_valid(store: Path, every_blob: bool = True) -> list[str]:
+    """The store is a valid OCI layout: index.json parses, skopeo reads every tag (the manifest
+    it gets is the one the index names), every blob a tag reaches is there; with
+    ``every_blob``, every file under blobs/sha256 matches its digest. Returns the tags."""
+    names = tags(store)
+    for name in names:
+        index = json.loads((store / "index.json").read_text())
+        (entry,) = [e for e in index["manifests"] if e["annotations"][REF_ANNOTATION] == name]
+        raw = skopeo_manifest(f"oci:{store}:{name}")
+        assert "sha256:" + hashlib.sha256(raw).hexdigest() == entry["digest"], name
+    blob_dir = store / "blobs" / "sha256"
+    present = {path.name for path in blob_dir.iterdir()}
+    missing = reachable(store) - present
+    assert not missing, f"blobs named but missing: {missing}"
+    if every_blob:
+        for path in blob_dir.iterdir():
+            assert sha256_of(path) == path.name, f"{path} does not match its digest"
+    return names
+
+
+def orphans(store: Path) -> set[str]:
+    return {path.name for path in (store / "blobs" / "sha256").iterdir()} - reachable(store)
+
+
+def leftovers(store: Path) -> list[str]:
+    """Anything but the layout and idpwrap's lock files: temporary files and directories."""
+    found = [name for name in os.listdir(store) if name not in KNOWN_ROOT]
+    temp = store / ".idpwrap.tmp"
+    if temp.is_dir():
+        found += [f".idpwrap.tmp/{name}" for name in os.listdir(temp)]
+    return found
+
+
+def snapshot(store: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file of the store (but lock files) with its size, mtime and content digest."""
+    result = {}
+    for directory, _, files in os.walk(store):
+        for name in files:
+            if name.startswith(".idpwrap") and name.endswith("lock"):
+                continue
+            path = Path(directory) / name
+            status = path.lstat()
+            result[str(path.relative_to(store))] = (
+                status.st_size,
+                status.st_mtime_ns,
+                sha256_of(path),
+            )
+    return result
