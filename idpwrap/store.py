@@ -177,7 +177,9 @@ class Store:
                         self._write_index(EMPTY_INDEX)
             for directory in (self.root, self.blob_dir, self.root / TEMP_DIR):
                 if not os.access(directory, os.W_OK):
-                    raise PermissionError(errno.EACCES, "not writable", str(directory))
+                    read_only = os.statvfs(directory).f_flag & os.ST_RDONLY
+                    code = errno.EROFS if read_only else errno.EACCES
+                    raise PermissionError(code, os.strerror(code), str(directory))
         except OSError as error:
             raise self._write_error(error) from error
 
