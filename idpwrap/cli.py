@@ -89,6 +89,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "remove the credentials that login kept for a registry",
         "example: idpwrap logout https://gitea.cnoe.localtest.me:8443",
     ),
+    "config": (
+        "idpwrap.commands.config",
+        "show the effective settings (flags, environment, config file, defaults) and their sources",
+        "example: idpwrap config show",
+    ),
+    "doctor": (
+        "idpwrap.commands.doctor",
+        "check that builds and pushes can work here, and say how to fix what is missing",
+        "example: idpwrap doctor --json",
+    ),
 }
 
 

@@ -366,3 +366,68 @@ def effective_settings(
     settings["progress"] = config.setting("progress")
     settings["retry"] = config.setting("retry")
     return settings
+
+
+_LOADED: dict[str, Config] = {}
+
+
+def load() -> Config:
+    """The config of this process (``os.environ``), read once (again if the file changes)."""
+    path = config_path()
+    try:
+        info = path.stat()
+        key = f"{path} {info.st_mtime_ns} {info.st_size}"
+    except OSError:
+        key = str(path)
+    if key not in _LOADED:
+        _LOADED[key] = Config.load()
+    return _LOADED[key]
+
+
+def store_root(flag: str | None) -> str:
+    """``--store``, else ``$IDPWRAP_STORE``, else the file's ``store``, else the default."""
+    return str(load().setting("store", flag, "--store").value)
+
+
+def for_push(
+    *,
+    source_host: str | None,
+    registry: str | None,
+    owner: str | None,
+    insecure: bool | None,
+    ca_file: str | None,
+    cert_dir: str | None,
+    retry: int | None,
+    progress: str | None,
+) -> dict[str, Setting]:
+    """A push's settings from its flags (None: not given) and the levels below them.
+
+    ``registry`` stays None when the flag is absent and SOURCE names its registry
+    (``source_host``): that registry is used, with its own section of the file.
+    """
+    from idpwrap import log
+    from idpwrap.refs import parse_registry
+
+    config = load()
+    settings: dict[str, Setting] = {}
+    if registry is None and source_host:
+        settings["registry"] = Setting(None, "SOURCE")
+        host = source_host.lower()
+    else:
+        settings["registry"] = config.setting("registry", registry, "--registry")
+        host = parse_registry(str(settings["registry"].value)).host
+    settings["owner"] = config.setting("owner", owner, "--owner", registry_host=host)
+    flags = {"insecure": insecure, "ca_file": ca_file, "cert_dir": cert_dir}
+    settings["insecure"], settings["ca_file"] = config.tls(host, flags)
+    chosen_ca = settings["ca_file"]
+    if chosen_ca.value and chosen_ca.source != "command line":
+        if not Path(str(chosen_ca.value)).is_file():
+            raise ConfigError(f"{chosen_ca.source}: ca_file {chosen_ca.value} does not exist")
+    settings["retry"] = config.setting("retry", retry, "--retry")
+    settings["progress"] = config.setting("progress", progress, "--progress")
+    for key, setting in settings.items():
+        if setting.source not in ("default", "command line", "SOURCE") and not (
+            setting.source.startswith("--")
+        ):
+            log.info("%s: %s (from %s)", key, setting.value, setting.source)
+    return settings

@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    """``--store``, else ``$IDPWRAP_STORE``, else ``$XDG_DATA_HOME/idpwrap/images``."""
+    """``--store``, else ``$IDPWRAP_STORE``, else the config file's ``store``, else
+    ``$XDG_DATA_HOME/idpwrap/images``."""
     from pathlib import Path
 
-    from idpwrap.store import Store, default_root
+    from idpwrap.config import store_root
+    from idpwrap.store import Store
 
-    return Store(Path(args.store) if getattr(args, "store", None) else default_root())
+    return Store(Path(store_root(getattr(args, "store", None))))
 
 
 def notice(message: str) -> None:

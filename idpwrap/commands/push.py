@@ -328,8 +328,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
     parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
     parser.add_argument(
-        "--retry", type=int, default=3, metavar="N",
-        help="times skopeo retries a failed transfer (default: 3)",
+        "--retry", type=int, metavar="N",
+        help="times skopeo retries a failed transfer (default: $IDPWRAP_RETRY, the config"
+        " file's retry, else 3)",
     )  # fmt: skip
     parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
     parser.add_argument(
@@ -357,9 +358,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     import sys
 
-    mode = args.progress or os.environ.get("IDPWRAP_PROGRESS") or "auto"
-    if mode not in PROGRESS_MODES:
-        raise UsageError(f"IDPWRAP_PROGRESS={mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+    from idpwrap import config
+
+    insecure = None  # not given: --tls-verify=true says False, so the config cannot say True
+    if args.insecure or args.tls_verify is not None:
+        insecure = args.insecure or not args.tls_verify
+    settings = config.for_push(
+        source_host=parse_source(args.source).host,
+        registry=args.registry,
+        owner=args.owner,
+        insecure=insecure,
+        ca_file=args.ca_file,
+        cert_dir=args.cert_dir,
+        retry=args.retry,
+        progress=args.progress,
+    )  # flags, then IDPWRAP_*, then the config file, then the defaults
+    mode = settings["progress"].value
+    ca_file = settings["ca_file"].value
     password = None
     if args.password_stdin:
         if sys.stdin.isatty():
@@ -368,12 +383,12 @@ def execute(args: argparse.Namespace) -> int:
     request = PushRequest(
         source=args.source,
         destination=args.destination,
-        registry=args.registry,
-        owner=args.owner,
-        insecure=args.insecure or args.tls_verify is False,
-        ca_file=Path(args.ca_file) if args.ca_file else None,
+        registry=settings["registry"].value,
+        owner=settings["owner"].value,
+        insecure=settings["insecure"].value,
+        ca_file=Path(ca_file) if ca_file else None,
         cert_dir=Path(args.cert_dir) if args.cert_dir else None,
-        retry=args.retry,
+        retry=settings["retry"].value,
         username=args.username,
         password=password,
         authfile=Path(args.authfile) if args.authfile else None,

@@ -9,6 +9,7 @@ the session's TLS registry.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -173,9 +174,15 @@ def test_without_subordinate_ids_the_build_says_how_to_fix_it(user, user_context
     assert "as root: usermod --add-subuids " in line
     assert line.endswith(f" {user.name}")
     assert "Traceback" not in result.stderr
-    assert not (user.store / "index.json").exists() or "hello:v1" not in (
-        user.store / "index.json"
-    ).read_text()
+    assert (
+        not (user.store / "index.json").exists()
+        or "hello:v1" not in (user.store / "index.json").read_text()
+    )
+    report = user.idpwrap("doctor", "--json", "--registry", "http://127.0.0.1:9")
+    assert report.returncode == 1, report.describe()
+    checks = {check["name"]: check for check in json.loads(report.stdout)["checks"]}
+    assert checks["rootless"]["status"] == "error"
+    assert checks["rootless"]["fix"].startswith("as root: usermod --add-subuids ")
 
 
 def test_rootless_build_and_push(user, user_context, registry, tmp_path):
@@ -211,3 +218,11 @@ def test_rootless_build_and_push(user, user_context, registry, tmp_path):
     repository = f"{registry.username.lower()}/hello"
     assert f"Pushed {registry.host}/{repository}:v1@{image.digest}" in pushed.stdout
     assert registry.client().manifest_digest(repository, "v1") == image.digest
+
+    report = user.idpwrap(
+        "doctor", "--json", "--registry", registry.url, env={"IDPWRAP_CA_FILE": str(ca_file)}
+    )
+    checks = {check["name"]: check for check in json.loads(report.stdout)["checks"]}
+    for name in ("buildah", "skopeo", "rootless", "storage", "store", "registry"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert "builds run rootless" in checks["rootless"]["message"]

@@ -1,0 +1,336 @@
+"""What ``idpwrap doctor`` checks: each check says ok, warning or error, and how to fix it.
+
+An error is something that would make a build or a push fail; a warning makes them slower,
+or fail only for some images or registries. Every check catches its own failures: a doctor
+that crashes helps nobody.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from idpwrap import rootless
+from idpwrap.errors import IdpwrapError
+
+OK, WARNING, ERROR = "ok", "warning", "error"
+TOOL_TIMEOUT = 20
+PROBE_TIMEOUT = 5
+TESTED_VERSIONS = {"buildah": (1, 28), "skopeo": (1, 9)}
+LOW_DISK = 1 << 30  # below this, a warning
+NO_DISK = 100 << 20  # below this, builds will fail
+
+
+class Check(namedtuple("Check", "name status message fix", defaults=(None,))):
+    __slots__ = ()
+    name: str
+    status: str
+    message: str
+    fix: str | None
+
+
+def run_tool(argv: list[str], environ: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """(exit code, stdout and stderr) of a short tool run, with the minimal environment."""
+    import subprocess
+
+    from idpwrap import procs
+
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False,
+        env=procs.child_environment() if environ is None else dict(environ),
+    )  # fmt: skip
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def version_of(text: str) -> tuple[int, ...] | None:
+    match = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(part) for part in match.groups() if part is not None) if match else None
+
+
+def tool(name: str, runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
+    path = rootless.find_program(name)
+    if path is None:
+        return Check(name, ERROR, f"{name} is not installed", f"apt-get install {name}")
+    code, output = runner([path, "--version"])
+    version = version_of(output)
+    if code != 0 or version is None:
+        first = output.splitlines()[0] if output else f"exit code {code}"
+        return Check(name, ERROR, f"{path} --version failed: {first}", f"reinstall {name}")
+    shown = ".".join(str(part) for part in version)
+    if version[:2] < TESTED_VERSIONS[name]:
+        wanted = ".".join(str(part) for part in TESTED_VERSIONS[name])
+        return Check(
+            name, WARNING, f"{name} {shown} ({path}) is older than {wanted}, which idpwrap is"
+            " tested with", f"upgrade {name}",
+        )  # fmt: skip
+    return Check(name, OK, f"{name} {shown} ({path})")
+
+
+def rootless_readiness(environ: Mapping[str, str] | None = None) -> list[Check]:
+    if not rootless.is_rootless():
+        return [Check("rootless", OK, "running as root: builds run as root, not rootless")]
+    problems = rootless.current_problems(environ)
+    if not problems:
+        user = rootless.user_name()
+        return [
+            Check(
+                "rootless",
+                OK,
+                f"user {user} has subordinate IDs and user namespaces: builds run rootless",
+            )
+        ]
+    return [
+        Check("rootless", ERROR if problem.fatal else WARNING, problem.message, problem.fix)
+        for problem in problems
+    ]
+
+
+def storage(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
+    """The driver idpwrap chose, tried for real with ``buildah info`` on its storage."""
+    chosen = rootless.default_storage()
+    where = f"{chosen.driver} at {chosen.root}: {chosen.reason}"
+    buildah = rootless.find_program("buildah")
+    if buildah is None:
+        return Check("storage", ERROR, f"{where}; buildah is missing", "apt-get install buildah")
+    try:
+        rootless.prepare(chosen)
+    except IdpwrapError as error:
+        return Check("storage", ERROR, str(error), "set XDG_DATA_HOME to a writable directory")
+    code, output = runner([buildah, *chosen.argv(), "info"])
+    if code != 0:
+        last = output.splitlines()[-1] if output else f"exit code {code}"
+        fix = "install fuse-overlayfs, or set STORAGE_DRIVER=vfs"
+        return Check("storage", ERROR, f"{where}; buildah cannot use it: {last}", fix)
+    if chosen.driver == "vfs":
+        return Check(
+            "storage", WARNING, f"{where} (copies every layer: slow, and big on disk)",
+            "apt-get install fuse-overlayfs (or use a kernel >= 5.13)",
+        )  # fmt: skip
+    return Check("storage", OK, where)
+
+
+def store_health(root: Path) -> list[Check]:
+    from idpwrap.store import Store, walk_blobs
+
+    checks = []
+    store = Store(root)
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not root.exists():
+        writable = os.access(existing, os.W_OK)
+        status, fix = (OK, None) if writable else (ERROR, "choose a store with --store")
+        checks.append(
+            Check("store", status, f"{root} does not exist yet: the first build creates it", fix)
+        )
+    else:
+        try:
+            index = store.read_index()
+            names = sum(1 for entry in index["manifests"] if "annotations" in entry)
+            reachable = set(walk_blobs(index["manifests"], store.blob_dir))
+            present = blob_sizes(store.blob_dir)
+            orphans = set(present) - reachable
+            missing = [digest for digest in reachable if digest not in present]
+        except IdpwrapError as error:
+            checks.append(Check("store", ERROR, str(error), "see the message"))
+        else:
+            if not os.access(root, os.W_OK):
+                checks.append(
+                    Check("store", ERROR, f"{root} is not writable", "choose one with --store")
+                )
+            elif missing:
+                checks.append(
+                    Check(
+                        "store",
+                        ERROR,
+                        f"{root}: {len(missing)} blobs that tags need are missing",
+                        "remove the damaged images (idpwrap rmi) and build them again",
+                    )
+                )
+            elif orphans:
+                size = sum(present[digest] for digest in orphans)
+                checks.append(
+                    Check(
+                        "store",
+                        WARNING,
+                        f"{root}: {names} tags; {len(orphans)} blobs no tag uses ({human(size)})",
+                        "idpwrap prune",
+                    )
+                )
+            else:
+                checks.append(Check("store", OK, f"{root}: {names} tags, index readable"))
+    checks.append(disk(existing))
+    return checks
+
+
+def blob_sizes(directory: Path) -> dict[str, int]:
+    sizes = {}
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return {}
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False):
+            sizes[f"sha256:{entry.name}"] = entry.stat(follow_symlinks=False).st_size
+    return sizes
+
+
+def disk(path: Path) -> Check:
+    try:
+        info = os.statvfs(path)
+    except OSError as error:
+        return Check("disk", WARNING, f"cannot tell the free space of {path}: {error.strerror}")
+    free = info.f_bavail * info.f_frsize
+    message = f"{human(free)} free for {path}"
+    if free < NO_DISK:
+        return Check("disk", ERROR, message, "free space: idpwrap rmi, idpwrap prune")
+    if free < LOW_DISK:
+        return Check("disk", WARNING, message, "free space: idpwrap rmi, idpwrap prune")
+    return Check("disk", OK, message)
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def registry_probe(url: str, insecure: bool, ca_file: str | None, where: str) -> Check:
+    """``GET /v2/``: reachable, TLS trusted, a registry (200, or 401 with a challenge)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    context = None
+    if url.startswith("https://"):
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        if insecure:
+            context = ssl._create_unverified_context()
+    request = urllib.request.Request(f"{url}/v2/", headers={"User-Agent": "idpwrap-doctor"})
+    tls_fix = (
+        "trust its CA: --ca-file PEM, or ca_file: in the config file (registries: HOST:"
+        " ca_file:); or skip verification with --insecure / insecure: true"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT, context=context) as answer:
+            status, challenge = answer.status, answer.headers.get("WWW-Authenticate", "")
+    except urllib.error.HTTPError as error:
+        status, challenge = error.code, error.headers.get("WWW-Authenticate", "")
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            detail = reason.verify_message or str(reason)
+            return Check("registry", ERROR, f"{url} ({where}): TLS not trusted: {detail}", tls_fix)
+        if isinstance(reason, ssl.SSLError):
+            text = str(reason)
+            if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+                plain = url.replace("https://", "http://", 1)
+                return Check(
+                    "registry", ERROR, f"{url} ({where}) speaks plain HTTP, not TLS",
+                    f"use {plain}",
+                )  # fmt: skip
+            return Check("registry", ERROR, f"{url} ({where}): TLS failed: {text}", tls_fix)
+        return Check(
+            "registry", ERROR, f"{url} ({where}) cannot be reached: {reason}",
+            "start the registry (idpbuilder create), or point idpwrap at another:"
+            " --registry, IDPWRAP_REGISTRY or registry: in the config file",
+        )  # fmt: skip
+    scheme = challenge.split(" ", 1)[0] if challenge else ""
+    verified = "TLS not verified (insecure)" if insecure else "TLS trusted"
+    if url.startswith("http://"):
+        verified = "plain HTTP"
+    if status == 200 or (status == 401 and scheme):
+        asks = f", asks for {scheme} credentials" if status == 401 else ""
+        return Check("registry", OK, f"{url} ({where}): reachable, {verified}{asks}")
+    return Check(
+        "registry", ERROR, f"{url} ({where}) answered {status} to /v2/: not a registry API",
+        "check the URL: the registry's host and port, not a web page",
+    )  # fmt: skip
+
+
+def registry_and_credentials(registry: str | None) -> list[Check]:
+    from idpwrap import config, creds
+    from idpwrap.refs import parse_registry
+
+    try:
+        settings = config.effective_settings(config.load(), registry)
+        chosen = parse_registry(str(settings["registry"].value))
+    except IdpwrapError as error:
+        return [Check("config", ERROR, str(error), "fix the config file or the flag")]
+    source = settings["registry"].source
+    where = "default" if source == "default" else f"from {source}"
+    checks = [
+        registry_probe(
+            chosen.url, bool(settings["insecure"].value), settings["ca_file"].value, where
+        )
+    ]
+    try:
+        found = creds.resolve(chosen.host)
+    except IdpwrapError as error:
+        checks.append(Check("credentials", ERROR, str(error), "see the message"))
+        return checks
+    if found is None:
+        checks.append(
+            Check(
+                "credentials",
+                WARNING,
+                f"none found for {chosen.host}: pushes go anonymously",
+                "idpwrap login, or set GITEA_USERNAME and GITEA_TOKEN",
+            )
+        )
+    else:
+        checks.append(
+            Check("credentials", OK, f"{found.source} (user {found.username}) for {chosen.host}")
+        )
+    return checks
+
+
+def config_file() -> Check:
+    from idpwrap import config
+
+    try:
+        loaded = config.load()
+    except IdpwrapError as error:
+        return Check("config", ERROR, str(error), "fix the file, or move it aside")
+    if not loaded.exists:
+        return Check("config", OK, f"no config file at {loaded.path}: built-in defaults")
+    return Check("config", OK, f"{loaded.path} is valid")
+
+
+def run_all(registry: str | None = None, store: str | None = None) -> list[Check]:
+    """Every check, in the order a build and then a push meet them."""
+    from idpwrap import config
+
+    def store_checks() -> list[Check]:
+        try:
+            root = Path(config.store_root(store)).expanduser().absolute()
+        except IdpwrapError:
+            root = Path(config.default_store(os.environ))
+        return store_health(root)
+
+    checks: list[Check] = []
+    for check, name in (
+        (config_file, "config"),
+        (lambda: tool("buildah"), "buildah"),
+        (lambda: tool("skopeo"), "skopeo"),
+        (rootless_readiness, "rootless"),
+        (storage, "storage"),
+        (store_checks, "store"),
+        (lambda: registry_and_credentials(registry), "registry"),
+    ):
+        checks += guard(check, name)
+    return checks
+
+
+def guard(check: Callable[[], Check | list[Check]], name: str) -> list[Check]:
+    """A check's result, or an error naming what went wrong inside it."""
+    try:
+        result = check()
+    except Exception as error:
+        return [Check(name, ERROR, f"the check failed: {type(error).__name__}: {error}")]
+    return result if isinstance(result, list) else [result]
