@@ -139,11 +139,14 @@ def choose_driver(
         return chosen, program, "STORAGE_DRIVER is set"
     native_fs = fs_type.split(".")[0] not in NO_NATIVE_OVERLAY
     if native_fs and (not rootless or kernel >= ROOTLESS_OVERLAY_KERNEL):
-        why = "as root" if not rootless else f"kernel {kernel[0]}.{kernel[1]} >= 5.13, rootless"
-        return "overlay", None, f"the kernel's overlay ({why})"
+        why = "as root" if not rootless else f"rootless on kernel {kernel[0]}.{kernel[1]} >= 5.13"
+        return "overlay", None, f"the kernel's overlay, {why}"
     if fuse_program and fuse_usable:
-        why = f"{fs_type} cannot hold the kernel's overlay" if not native_fs else "kernel < 5.13"
-        return "overlay", fuse_program, f"fuse-overlayfs ({why})"
+        if native_fs:
+            why = f"rootless, kernel {kernel[0]}.{kernel[1]} < 5.13"
+        else:
+            why = f"the kernel's overlay cannot stack on {fs_type}"
+        return "overlay", fuse_program, f"fuse-overlayfs, {why}"
     missing = (
         "fuse-overlayfs is not installed" if not fuse_program else f"{FUSE_DEVICE} is unusable"
     )

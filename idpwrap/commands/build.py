@@ -95,7 +95,7 @@ def run(
     rootless.check_ready()
     storage = rootless.default_storage()
     rootless.prepare(storage)
-    log.info("buildah storage: %s (%s)", storage.root, storage.reason)
+    log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
     work = store.temp_dir("build")
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
@@ -213,9 +213,8 @@ def execute(args: argparse.Namespace) -> int:
     result = run(store, request, on_output=show)
     if result.reused and not args.quiet:
         notice(
-            "nothing changed since an earlier build (Containerfile, context, arguments,"
-            f" bases): {result.image.digest} tagged without running buildah (--no-cache"
-            " builds anew)"
+            f"nothing changed since the build of {result.image.digest}: tagged without running"
+            " buildah (--no-cache builds anew)"
         )
     for tag in tags:
         print(f"Image saved to local store: {tag}")
