@@ -214,3 +214,36 @@ def build(
             )
             return
         raise BuildFailed.with_output(finished.exit_code, list(recent))
+
+
+def clear_cache_argvs(storage: Storage) -> list[list[str]]:
+    """Emptying buildah's own storage: its working containers (a failed build's), then every
+    image, the layer cache with them."""
+    base = ["buildah", *storage.argv()]
+    return [[*base, "rm", "--all"], [*base, "rmi", "--all", "--force"]]
+
+
+def clear_cache(storage: Storage) -> int:
+    """Empty idpwrap's buildah storage; about the bytes freed (what this user can see: a
+    rootless storage has directories of subordinate IDs it may not enter)."""
+    before = tree_bytes(storage.root)
+    for argv in clear_cache_argvs(storage):
+        output: list[str] = []
+        finished = procs.run_streaming(
+            argv, output.append, env=procs.child_environment(), merge_stderr=True
+        )
+        if finished.exit_code != 0:
+            lines = [line for line in "".join(output).splitlines() if line.strip()]
+            raise BuildFailed(f"{' '.join(argv)} failed: {' | '.join(lines[-3:])}")
+    return max(0, before - tree_bytes(storage.root))
+
+
+def tree_bytes(root: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(root, onerror=lambda error: None):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total

@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument(
+        "--build-cache", action="store_true",
+        help="also empty buildah's layer cache (idpwrap's own storage): the next builds are cold",
+    )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -23,4 +26,11 @@ def execute(args: argparse.Namespace) -> int:
         f"{'s' if report.leftovers != 1 else ''} of interrupted commands"
         f" ({human_bytes(report.leftover_bytes)}): freed {human_bytes(report.freed)}"
     )
+    if args.build_cache:
+        from idpwrap import buildah, rootless
+
+        storage = rootless.default_storage()
+        rootless.prepare(storage)
+        freed = buildah.clear_cache(storage)
+        print(f"Emptied buildah's layer cache {storage.root}: freed {human_bytes(freed)}")
     return 0

@@ -304,3 +304,20 @@ def test_a_base_that_is_not_pinned_always_goes_through_buildah(cli, tmp_path, co
     cli.run("build", "--context", str(app), "-t", "app:v2", "--pull", "never", env=path)
     cli.run("build", "--context", str(app), "-t", "app:v2", "--pull", "never", env=path)
     assert runs(log) == 6
+
+
+def test_prune_build_cache_empties_buildahs_storage(cli, tmp_path):
+    context = make_context(tmp_path / "ctx", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY a /a\n")
+    (context / "a").write_text("1")
+    build(cli, context, "p:v1", "-q")
+    (context / "a").write_text("2")
+    warm = build(cli, context, "p:v2")
+    assert "Using cache" in warm.stderr
+    result = cli.run("prune", "--build-cache")
+    assert result.returncode == 0, result.describe()
+    storage = cli.home / ".local" / "share" / "idpwrap" / "buildah"
+    assert f"Emptied buildah's layer cache {storage}: freed " in result.stdout
+    (context / "a").write_text("3")
+    cold = build(cli, context, "p:v3")
+    assert "Using cache" not in cold.stderr
+    assert local_image(cli.store, "p:v1").digest  # the store keeps its images

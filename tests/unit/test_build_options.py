@@ -137,3 +137,14 @@ def test_build_args_files_then_flags_then_environment(tmp_path):
         [str(first), str(second)], ["A=from-flag", "HOME", "UNSET"], {"HOME": "/h"}
     )
     assert values == {"A": "from-flag", "B": "from-second", "HOME": "/h"}
+
+
+def test_clearing_the_cache_removes_containers_then_images():
+    from idpwrap.buildah import clear_cache_argvs
+
+    storage = Storage(Path("/d/b"), Path("/run/b"), "overlay", None, "test")
+    prefix = ["buildah", *storage.argv()]
+    assert clear_cache_argvs(storage) == [
+        [*prefix, "rm", "--all"],
+        [*prefix, "rmi", "--all", "--force"],
+    ]
