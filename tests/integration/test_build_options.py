@@ -187,9 +187,15 @@ def test_target_labels_build_args_and_platform(cli, tmp_path):
     assert "GREETING=from-file" in env and "TARGET_NAME=flag" in env
     assert "bin/sh-copy" in layer_files(cli.store, "opts:v1")
 
-    build(cli, context, "tools:v1", "-q", "--target", "tools")
+    result = build(
+        cli, context, "tools:v1", "-t", "tools:latest", "-t", "kit:1", "--target", "tools"
+    )
     tools = layer_files(cli.store, "tools:v1")
     assert "bin/busybox" in tools and "bin/sh-copy" not in tools
+    digest = local_image(cli.store, "tools:v1").digest
+    for tag in ("tools:v1", "tools:latest", "kit:1"):  # every tag lands, on one manifest
+        assert local_image(cli.store, tag).digest == digest
+        assert f"Image saved to local store: {tag}" in result.stdout
 
 
 def test_bad_options_are_one_line_usage_errors(cli, tmp_path):

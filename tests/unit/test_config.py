@@ -225,3 +225,58 @@ def test_effective_settings(tmp_path):
 def test_default_store_follows_xdg_data_home(tmp_path):
     config = Config.load(environ(tmp_path, XDG_DATA_HOME=str(tmp_path / "data")))
     assert config.setting("store") == Setting(str(tmp_path / "data/idpwrap/images"), "default")
+
+
+# -- a push's settings -------------------------------------------------------------------------
+
+
+def push_settings(**flags):
+    from idpwrap.config import for_push
+
+    values = {"source_host": None, "registry": None, "owner": None, "insecure": None,
+              "ca_file": None, "cert_dir": None, "retry": None, "progress": None}  # fmt: skip
+    values.update(flags)
+    return for_push(**values)
+
+
+def test_push_defaults_without_a_file(monkeypatch):
+    for name in ("IDPWRAP_REGISTRY", "IDPWRAP_PROGRESS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = push_settings()
+    assert settings["registry"] == Setting(DEFAULT_REGISTRY, "default")
+    assert settings["retry"] == Setting(3, "default")
+    assert settings["insecure"] == Setting(False, "default")
+
+
+def test_push_settings_from_the_file_and_the_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv("IDPWRAP_REGISTRY", raising=False)
+    monkeypatch.delenv("IDPWRAP_PROGRESS", raising=False)
+    path = write_config(tmp_path, FULL)
+    (path.parent / "certs").mkdir()
+    (path.parent / "certs" / "ca.pem").write_text("pem")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    settings = push_settings()
+    assert settings["registry"].value == "https://gitea.example.test:8443"
+    assert settings["owner"].value == "giteaadmin"
+    assert settings["insecure"].value is True
+    assert settings["retry"] == Setting(5, f"{path}:8")
+    settings = push_settings(retry=0, progress="json", owner="me", ca_file="/x.pem")
+    assert settings["retry"] == Setting(0, "--retry")
+    assert settings["progress"] == Setting("json", "--progress")
+    assert settings["owner"] == Setting("me", "--owner")
+    assert (settings["insecure"].value, settings["ca_file"].value) == (False, "/x.pem")
+    # SOURCE names its registry: no registry setting, and that registry's section applies
+    settings = push_settings(source_host="gitea.example.test:8443")
+    assert settings["registry"] == Setting(None, "SOURCE")
+    assert settings["insecure"] == Setting(True, f"{path}:11")
+    with pytest.raises(ConfigError, match=f"{path}:14: ca_file /etc/ssl/local.pem does not"):
+        push_settings(source_host="127.0.0.1:5000")
+
+
+def test_push_ca_file_from_the_file_must_exist(tmp_path, monkeypatch):
+    monkeypatch.delenv("IDPWRAP_REGISTRY", raising=False)
+    path = write_config(tmp_path, "ca_file: missing.pem\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    with pytest.raises(ConfigError) as caught:
+        push_settings()
+    assert str(caught.value) == f"{path}:1: ca_file {path.parent / 'missing.pem'} does not exist"
