@@ -142,8 +142,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     common = OneLineErrorParser(add_help=False)
     common.add_argument(
         "--store", metavar="DIR",
-        help="the local OCI image store (default: $IDPWRAP_STORE, else"
-        " $XDG_DATA_HOME/idpwrap/images)",
+        help="the local OCI image store (default: $IDPWRAP_STORE, else the config file's store,"
+        " else $XDG_DATA_HOME/idpwrap/images)",
     )  # fmt: skip
     common.add_argument("-v", "--verbose", action="store_true", help="say what is done and why")
     common.add_argument("--debug", action="store_true", help="also show the commands run")
