@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -44,7 +43,6 @@ MANIFEST_ACCEPT = ", ".join(
         "application/vnd.oci.image.index.v1+json",
     ]
 )
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MiB = 1024 * 1024
 BUSYBOX = Path(shutil.which("busybox") or "/usr/bin/busybox")
 
@@ -464,13 +462,31 @@ def files_containing(
 
     Only files written or changed at or after ``since`` (a ``time.time()``) are read: a secret
     made at that moment cannot be in anything older, and /tmp may hold gigabytes of others'.
+    Other filesystems mounted below a root are not entered (someone's chroot may have /proc
+    mounted under /tmp; an overlay's merged view repeats files that are read where they lie).
     """
     found = []
     skipped = {str(path) for path in skip}
     overlap = len(needle) - 1
+
+    def same_filesystem(path: str, device: int) -> bool:
+        try:
+            return os.lstat(path).st_dev == device
+        except OSError:
+            return False
+
     for root in roots:
+        try:
+            device = os.lstat(root).st_dev
+        except OSError:
+            continue
         for directory, dirs, files in os.walk(root, followlinks=False):
-            dirs[:] = [name for name in dirs if os.path.join(directory, name) not in skipped]
+            dirs[:] = [
+                name
+                for name in dirs
+                if os.path.join(directory, name) not in skipped
+                and same_filesystem(os.path.join(directory, name), device)
+            ]
             for name in files:
                 path = os.path.join(directory, name)
                 try:
