@@ -1,6 +1,13 @@
-"""Push variants that must work: a plain-HTTP registry, and the password on stdin."""
+"""Push variants that must work: a plain-HTTP registry, the password on stdin, a terminal."""
 
 from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import termios
 
 import pytest
 
@@ -47,3 +54,63 @@ def test_password_from_stdin_with_username_option(prebuilt, prebuilt_cli: Cli, r
     assert result.returncode == 0, result.describe()
     # No OWNER in SOURCE: the username, lowercased, is the owner.
     assert f"Pushed {registry.host}/giteaadmin/hello:v1@{prebuilt.hello.digest}" in result.stdout
+
+
+def run_on_terminal(cli: Cli, args: list[str], env: dict[str, str], columns: int) -> tuple:
+    """Run idpwrap with stdin and stderr on a pseudo-terminal of ``columns``; stdout piped."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+    try:
+        process = subprocess.Popen(
+            cli.argv(args),
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=env,
+            cwd=cli.cwd,
+            start_new_session=True,
+        )
+    finally:
+        os.close(slave)
+    screen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last user has closed it
+                break
+            if not data:
+                break
+            screen += data
+        stdout = process.stdout.read() if process.stdout else b""
+        process.wait(timeout=60)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, stdout.decode(), screen.decode(errors="replace")
+
+
+def test_push_on_a_terminal_draws_bars_and_ends_at_100(
+    prebuilt, prebuilt_cli: Cli, registry
+) -> None:
+    args = [
+        "push",
+        "--registry",
+        registry.url,
+        *registry.tls_options(),
+        "three:v1",
+        "giteaadmin/on-a-terminal:v1",
+    ]
+    env = prebuilt_cli.environment(registry.credentials, {"TERM": "xterm-256color"})
+    code, stdout, screen = run_on_terminal(prebuilt_cli, args, env, 120)
+    assert code == 0, screen[-3000:]
+    assert "Traceback" not in screen
+    assert f"@{prebuilt.three.digest}" in stdout
+    assert "100%" in screen and "pushed" in screen, screen[-3000:]
+    for digest, _ in prebuilt.three.layers:  # one bar per blob, by short digest
+        assert digest.split(":")[1][:12] in screen
