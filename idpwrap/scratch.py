@@ -11,6 +11,9 @@ import os
 def private_directory(prefix: str) -> str:
     """A new 0700 directory in ``$TMPDIR`` (default /tmp), named ``prefix`` + random hex."""
     base = os.environ.get("TMPDIR") or "/tmp"
+    if ":" in base:
+        # buildah and skopeo read oci:PATH:NAME up to the first colon: none may be in PATH.
+        base = "/tmp"
     for _ in range(100):
         path = os.path.join(base, prefix + os.urandom(6).hex())
         try:

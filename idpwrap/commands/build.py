@@ -26,6 +26,9 @@ LAYOUT_IMAGE_NAME = "build"
 def layout_reference(layout: Path, scratch: Path) -> str:
     """``oci:PATH:NAME`` for ``layout``, through a colon-free symlink when the path has one."""
     if ":" in str(layout):
+        # containers/image resolves the link, and a dangling one fails as "invalid reference
+        # format": the directory must exist before buildah sees the link.
+        layout.mkdir(exist_ok=True)
         link = scratch / "layout"
         link.symlink_to(layout, target_is_directory=True)
         layout = link

@@ -12,11 +12,6 @@ from .helpers import local_image, make_cli, tag_digest
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idpwrap bug: build links a colon-free name to a layout directory that does not exist"
-    " yet, and containers/image rejects the dangling link ('invalid reference format')",
-)
 def test_store_path_with_a_colon_builds_and_pushes(
     tmp_path: Path, hello_context: Path, registry
 ) -> None:
@@ -41,11 +36,6 @@ def test_store_path_with_a_colon_builds_and_pushes(
     assert registry.client().manifest_digest("giteaadmin/colon-store", "v1") == image.digest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idpwrap bug: push puts its oci: layout under $TMPDIR as is; with a colon there skopeo"
-    " opens another directory and the push fails (exit 1)",
-)
 def test_tmpdir_with_a_colon_pushes(prebuilt, prebuilt_cli, registry, tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp:dir"
     tmpdir.mkdir()
@@ -67,12 +57,6 @@ def test_tmpdir_with_a_colon_pushes(prebuilt, prebuilt_cli, registry, tmp_path: 
     assert list(tmpdir.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="idpwrap bug: with a colon in the store path and in $TMPDIR, the colon-free link is"
-    " made under $TMPDIR, so buildah writes the image to the directory named by the part before"
-    " the colon and idpwrap cannot find it",
-)
 def test_colon_in_store_and_tmpdir_builds_and_writes_nowhere_else(
     tmp_path: Path, hello_context: Path
 ) -> None:
