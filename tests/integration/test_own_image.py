@@ -20,12 +20,25 @@ def run(command, **kwargs):
     return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
 
 
+def unmount_below(directory):
+    """debootstrap mounts /proc (and more) in its target and can leave it there when it stops
+    early: nothing of the host may end up in the tarball, or stay mounted under /tmp."""
+    prefix = str(directory.resolve()) + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def debian_rootfs(tmp_path_factory):
     if shutil.which("debootstrap") is None:
         pytest.fail("debootstrap is not installed: scripts/setup installs it")
     target = tmp_path_factory.mktemp("debootstrap") / "rootfs"
-    run(["debootstrap", "--variant=minbase", "bookworm", str(target), MIRROR], timeout=900)
+    try:
+        run(["debootstrap", "--variant=minbase", "bookworm", str(target), MIRROR], timeout=900)
+    finally:
+        unmount_below(target)
     tarball = target.parent / "rootfs.tar"
     with tarfile.open(tarball, "w") as archive:
         archive.add(target, arcname=".")
