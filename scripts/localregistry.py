@@ -13,7 +13,9 @@ separate process) answers ``GET /v2/token`` with HTTP Basic in and ``{"token": J
 granting push and pull only in the user's own lowercase namespace. The token server also
 answers ``GET /v2/`` exactly as Gitea does: ``401`` with
 ``WWW-Authenticate: Bearer realm=".../v2/token",service="container_registry",scope="*"``, and
-``200`` for a token it issued. JWTs are signed RS256 with ``openssl dgst`` and name their key
+``200`` for a token it issued. ``POST /v2/token`` with ``grant_type=refresh_token`` trades a
+user's ``refresh_token`` (an auth file's ``identitytoken``) for ``{"access_token": JWT}``, as
+containers/image asks. JWTs are signed RS256 with ``openssl dgst`` and name their key
 by its libtrust ``kid``; the signing certificate is the registry's ``rootcertbundle``.
 """
 
@@ -255,7 +257,8 @@ def serve_tokens(config: dict) -> None:
     import threading
     import urllib.parse
 
-    users = config["users"]  # [{"username", "password", "actions": ["pull", "push"]}]
+    # [{"username", "password", "actions": ["pull", "push"], "refresh_token" (optional)}]
+    users = config["users"]
     key, kid, realm = Path(config["key"]), config["kid"], config["realm"]
     issued: set[str] = set()
     lock = threading.Lock()
@@ -301,6 +304,56 @@ def serve_tokens(config: dict) -> None:
             else:
                 self.reply(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
 
+        def do_POST(self) -> None:
+            """OAuth2 as containers/image speaks it for an auth file's ``identitytoken``:
+            ``grant_type=refresh_token`` with the token in a form, ``{"access_token": ...}`` out."""
+            url = urllib.parse.urlsplit(self.path)
+            form = urllib.parse.parse_qs(self.read_body().decode())
+            refresh = form.get("refresh_token", [""])[0]
+            user = next((u for u in users if refresh and u.get("refresh_token") == refresh), None)
+            if url.path != "/v2/token" or form.get("grant_type") != ["refresh_token"] or not user:
+                self.reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid"}]})
+                return
+            scopes = [scope for value in form.get("scope", []) for scope in value.split(" ")]
+            self.reply(200, {"access_token": self.issue(user, scopes, form)})
+
+        def read_body(self) -> bytes:
+            """The request body; Go's client (skopeo) sends its form chunked."""
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()  # the CRLF after each chunk
+
+        def issue(self, user: dict | None, scopes: list[str], query: dict) -> str:
+            access = [
+                grant
+                for scope in scopes
+                for grant in [granted_actions(user, scope)]
+                if grant is not None
+            ]
+            now = int(time.time())
+            claims = {
+                "iss": TOKEN_ISSUER,
+                "sub": user["username"] if user else "",
+                "aud": query.get("service", [TOKEN_SERVICE])[0],
+                "exp": now + TOKEN_LIFETIME_SECONDS,
+                "nbf": now - 10,
+                "iat": now,
+                "jti": secrets.token_hex(16),
+                "access": access,
+            }
+            token = sign_jwt(claims, key, kid)
+            with lock:
+                issued.add(token)
+            return token
+
         def ping(self) -> None:
             scheme, _, token = self.headers.get("Authorization", "").partition(" ")
             with lock:
@@ -324,26 +377,7 @@ def serve_tokens(config: dict) -> None:
                     {"WWW-Authenticate": 'Basic realm="Gitea Container Registry"'},
                 )
                 return
-            access = [
-                grant
-                for scope in query.get("scope", [])
-                for grant in [granted_actions(user, scope)]
-                if grant is not None
-            ]
-            now = int(time.time())
-            claims = {
-                "iss": TOKEN_ISSUER,
-                "sub": user["username"] if user else "",
-                "aud": query.get("service", [TOKEN_SERVICE])[0],
-                "exp": now + TOKEN_LIFETIME_SECONDS,
-                "nbf": now - 10,
-                "iat": now,
-                "jti": secrets.token_hex(16),
-                "access": access,
-            }
-            token = sign_jwt(claims, key, kid)
-            with lock:
-                issued.add(token)
+            token = self.issue(user, query.get("scope", []), query)
             self.reply(200, {"token": token})
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", config["port"]), Handler)

@@ -37,6 +37,7 @@ class GiteaRegistry:
     info: localregistry.Registry
     read_only_token: str  # giteaAdmin's token that may pull but not push
     other_password: str  # Bob's
+    refresh_token: str  # giteaAdmin's OAuth2 refresh token (an auth file's identitytoken)
     started: float
     watchdogs: list[Watchdog] = field(default_factory=list)
 
@@ -78,6 +79,7 @@ class GiteaRegistry:
 def start_gitea_registry(directory: Path) -> GiteaRegistry:
     started = time.time() - 2
     read_only, other = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    refresh = secrets.token_urlsafe(18)
     info = localregistry.start(
         directory,
         USERNAME,
@@ -85,11 +87,17 @@ def start_gitea_registry(directory: Path) -> GiteaRegistry:
         token_users=[
             {"username": USERNAME, "password": read_only, "actions": ["pull"]},
             {"username": OTHER_USERNAME, "password": other, "actions": ["pull", "push"]},
+            {
+                "username": USERNAME,
+                "password": secrets.token_urlsafe(18),
+                "actions": ["pull", "push"],
+                "refresh_token": refresh,
+            },
         ],
     )
     (directory / "registry.json").unlink(missing_ok=True)  # it holds the password
     return GiteaRegistry(
-        info, read_only, other, started, [Watchdog(info.pid), Watchdog(info.token_pid)]
+        info, read_only, other, refresh, started, [Watchdog(info.pid), Watchdog(info.token_pid)]
     )
 
 

@@ -22,6 +22,7 @@ from .credential_sources import (
     CredentialWorld,
     GiteaRegistry,
     auth_json,
+    basic,
     make_world,
     start_gitea_registry,
     store_in_keyring,
@@ -158,6 +159,13 @@ def setup_docker_config_env(world, gitea, tmp_path):
     return {"DOCKER_CONFIG": str(directory)}, [], None, f"auth file {path} ({gitea.host})"
 
 
+def setup_identity_token(world, gitea, tmp_path):
+    """An OAuth2 refresh token: skopeo trades it at the token endpoint (POST) for a token."""
+    entry = {"auth": basic(USERNAME, ""), "identitytoken": gitea.refresh_token}
+    path = write_json(world.home / ".docker" / "config.json", {"auths": {gitea.host: entry}})
+    return {}, [], None, f"auth file {path} ({gitea.host})"
+
+
 def setup_cred_helpers(world, gitea, tmp_path):
     write_credential_helper(world.bin_dir, "test", {gitea.host: (USERNAME, gitea.password)})
     path = write_json(
@@ -188,6 +196,7 @@ SOURCES = {
     "config-home-auth": setup_config_home_auth,
     "docker-config": setup_docker_config_auth,
     "docker-config-env": setup_docker_config_env,
+    "identity-token": setup_identity_token,
     "cred-helpers": setup_cred_helpers,
     "creds-store": setup_creds_store,
 }
@@ -199,6 +208,7 @@ def test_push_with_credentials_from(name, prebuilt, world, gitea, tmp_path) -> N
     repository = f"creds-{name}"
     result = push(world, gitea, repository, *args, env=env, stdin=stdin)
     assert_pushed(result, gitea.password, gitea.host, repository, prebuilt.hello.digest)
+    assert gitea.refresh_token not in result.stdout + result.stderr
     assert expected in source_line(result)
 
 
