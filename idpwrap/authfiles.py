@@ -100,6 +100,12 @@ def load(path: Path, named: bool) -> dict[str, object] | None:
         return None
     except IsADirectoryError:
         raise CredentialsError(f"auth file {path} is a directory, not a JSON file") from None
+    except PermissionError as error:
+        if not named and not os.access(path.parent, os.X_OK):
+            # e.g. /run/containers/UID without XDG_RUNTIME_DIR: root's 0700 directory
+            log.info("credentials: %s cannot be entered: no auth file there", path.parent)
+            return None
+        raise CredentialsError(f"cannot read auth file {path}: {error.strerror}") from None
     except OSError as error:
         raise CredentialsError(f"cannot read auth file {path}: {error.strerror}") from None
     if not data.strip():

@@ -9,6 +9,7 @@ the session's TLS registry.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -219,10 +220,27 @@ def test_rootless_build_and_push(user, user_context, registry, tmp_path):
     assert f"Pushed {registry.host}/{repository}:v1@{image.digest}" in pushed.stdout
     assert registry.client().manifest_digest(repository, "v1") == image.digest
 
+    # podman login's auth file in the user's config, and no XDG_RUNTIME_DIR (su, cron, CI):
+    # podman's runtime auth file is then under root's /run/containers, which the user cannot
+    # enter; that is no auth file, not an error.
+    auth = user.home / ".config" / "containers" / "auth.json"
+    auth.parent.mkdir(parents=True)
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    auth.write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
+    for path in (auth.parent.parent, auth.parent, auth):
+        os.chown(path, user.uid, user.gid)
+    auth.chmod(0o600)
+    pushed = user.idpwrap(
+        "push", "--registry", registry.url, "--ca-file", str(ca_file), "--progress", "none",
+        "hello:v1", "hello-again:v1",
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.describe()
+    assert registry.client().manifest_digest("hello-again", "v1") == image.digest
+
     report = user.idpwrap(
         "doctor", "--json", "--registry", registry.url, env={"IDPWRAP_CA_FILE": str(ca_file)}
     )
     checks = {check["name"]: check for check in json.loads(report.stdout)["checks"]}
-    for name in ("buildah", "skopeo", "rootless", "storage", "store", "registry"):
+    for name in ("buildah", "skopeo", "rootless", "storage", "store", "registry", "credentials"):
         assert checks[name]["status"] == "ok", checks[name]
     assert "builds run rootless" in checks["rootless"]["message"]
