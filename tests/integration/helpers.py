@@ -129,6 +129,8 @@ class Cli:
             "IDPWRAP_STORE": str(self.store),
             "XDG_CONFIG_HOME": str(self.home / ".config"),
             "XDG_DATA_HOME": str(self.home / ".local" / "share"),
+            # buildah's state (idpwrap's --runroot) in the test's own place, not in /run
+            "XDG_RUNTIME_DIR": str(self.runtime_dir()),
             # No desktop keyring here: a lookup must find nothing rather than hang or prompt.
             "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
         }
@@ -136,6 +138,11 @@ class Cli:
             env["GITEA_USERNAME"], env["GITEA_TOKEN"] = credentials
         env.update(extra or {})
         return env
+
+    def runtime_dir(self) -> Path:
+        runtime = self.home / ".run"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return runtime
 
     def argv(self, args: Sequence[str], command: Sequence[str] | None = None) -> list[str]:
         return [*(command or self.command), *args]
