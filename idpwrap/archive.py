@@ -80,16 +80,17 @@ def write_oci_archive(store: Store, images: Sequence[StoredImage], output: Path)
     except OSError as error:
         raise _output_error(output, error, existed) from error
     try:
-        try:
-            _write_tar(fd, store, list(blobs), index.encode())
-            os.fsync(fd)
-            size = os.fstat(fd).st_size
-            _publish(fd, partial, output)
-        except OSError as error:
-            if partial is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(partial)
+        _write_tar(fd, store, list(blobs), index.encode())
+        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        _publish(fd, partial, output)
+    except BaseException as error:  # a full disk, or Ctrl-C: no partial file stays
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+        if isinstance(error, OSError):
             raise _output_error(output, error, existed) from error
+        raise
     finally:
         os.close(fd)
     log.info("wrote %d blobs of %d images to %s", len(blobs), len(images), output)

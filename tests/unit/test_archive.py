@@ -258,3 +258,15 @@ def test_a_multi_platform_index_loads_this_machines_image(tmp_path, store, layou
     monkeypatch.setattr("platform.machine", lambda: "s390x")
     with pytest.raises(ArchiveError, match="linux/amd64, linux/arm64"):
         Store(tmp_path / "other").load(path)
+
+
+def test_an_interrupted_save_leaves_no_partial_file(tmp_path, store, two_images, monkeypatch):
+    def interrupted(fd, *args):
+        os.write(fd, b"x" * 1000)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archive, "_write_tar", interrupted)
+    monkeypatch.setattr(archive, "_can_link_unnamed_files", lambda directory: False)
+    with pytest.raises(KeyboardInterrupt):
+        store.save(list(two_images), tmp_path / "images.tar")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layouts", "store"]
