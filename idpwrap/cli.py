@@ -134,6 +134,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
         def __init__(self, *args: object, **kwargs: object) -> None:
             kwargs.setdefault("formatter_class", Formatter)
+            # no prefixes: `--password SECRET` must not become --password-stdin plus a SOURCE
+            kwargs.setdefault("allow_abbrev", False)
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
         def error(self, message: str) -> NoReturn:

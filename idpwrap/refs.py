@@ -211,6 +211,14 @@ def gitea_destination(
     )
 
 
+def destination_host(text: str | None) -> str | None:
+    """The registry a DEST argument names (``HOST/owner/name:tag``), if it names one."""
+    if not text:
+        return None
+    first = text.split("/", 1)[0]
+    return first.lower() if "/" in text and looks_like_host(first) else None
+
+
 def explicit_destination(text: str, registry: Registry) -> Destination:
     """A DEST argument: ``[HOST/]PATH[:TAG]``; without a host it goes to ``registry``."""
     remainder, tag, digest = split_tag_and_digest(text)

@@ -77,9 +77,15 @@ def free_port() -> int:
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it."""
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it.
+
+    A registry started again in the same directory keeps them, as a restarted registry keeps
+    its certificate: clients that trusted it go on trusting it.
+    """
     ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
     key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    if ca_crt.exists() and crt.exists() and key.exists():
+        return ca_crt, crt, key
     ext = directory / "server.ext"
     ext.write_text(
         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:gitea.cnoe.localtest.me\n"

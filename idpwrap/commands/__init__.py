@@ -30,3 +30,19 @@ def notice(message: str) -> None:
     """A line for the person at the terminal, on stderr, so stdout stays the result."""
     sys.stderr.write(f"idpwrap: {message}\n")
     sys.stderr.flush()
+
+
+def refuse_password_argument(parser: argparse.ArgumentParser) -> None:
+    """--password/-p are declared so that their value is consumed, never mistaken for another
+    argument and echoed in an error; the command refuses them (password_argument_refused)."""
+    import argparse
+
+    parser.add_argument("-p", "--password", dest="password_argument", help=argparse.SUPPRESS)
+
+
+def password_argument_refused(command: str) -> str:
+    return (
+        "a password is never taken as an argument, where every user could read it in the process"
+        f' list: pipe it in with --password-stdin, e.g. echo "$TOKEN" | idpwrap {command} -u USER'
+        " --password-stdin ..."
+    )

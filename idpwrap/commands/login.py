@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from idpwrap import log
-from idpwrap.commands import notice
+from idpwrap.commands import notice, password_argument_refused, refuse_password_argument
 from idpwrap.creds import NO_KEYRING_VARIABLE
 from idpwrap.errors import IdpwrapError, UsageError
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry
@@ -116,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password or token from stdin"
     )
+    refuse_password_argument(parser)
     parser.add_argument(
         "--non-interactive", action="store_true", help="fail instead of prompting for anything"
     )
@@ -141,6 +142,8 @@ def _parse_bool(text: str) -> bool:
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.password_argument is not None:
+        raise UsageError(password_argument_refused("login"))
     registry = default_registry(args.registry)
     backend = check_keyring_usable()
     log.info("login: keyring backend %s", backend)

@@ -14,13 +14,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from idpwrap import creds, log, skopeo
-from idpwrap.commands import notice, open_store
+from idpwrap.commands import (
+    notice,
+    open_store,
+    password_argument_refused,
+    refuse_password_argument,
+)
 from idpwrap.errors import ImageNotFound, PushFailed, RegistryUnreachable, UsageError
 from idpwrap.refs import (
     DEFAULT_REGISTRY,
     Destination,
     Registry,
     SourceRef,
+    destination_host,
     explicit_destination,
     gitea_destination,
     parse_registry,
@@ -76,16 +82,26 @@ class PushResult(namedtuple("PushResult", "reference digest size")):
 
 
 def choose_registry(request: PushRequest, source: SourceRef) -> Registry:
+    """--registry (or the config), else the registry SOURCE or DEST names, else the default.
+
+    Credentials and TLS settings are chosen for this registry, so it must be the one the
+    image goes to: a SOURCE or DEST naming another one than --registry is an error."""
+    named = {"SOURCE": source.host, "DEST": destination_host(request.destination)}
     if request.registry:
         registry = parse_registry(request.registry)
-        if source.host and source.host.lower() != registry.host:
-            raise UsageError(
-                f"{request.source} names registry {source.host} but --registry says"
-                f" {registry.host}: drop one of them"
-            )
+        for argument, host in named.items():
+            if host and host.lower() != registry.host:
+                raise UsageError(
+                    f"{argument} names registry {host} but --registry says {registry.host}:"
+                    " drop one of them"
+                )
         return registry
-    if source.host:
-        return Registry(source.host.lower())
+    if named["SOURCE"] and named["DEST"] and named["SOURCE"].lower() != named["DEST"]:
+        raise UsageError(
+            f"SOURCE names registry {named['SOURCE']} and DEST {named['DEST']}: drop one of them"
+        )
+    if named["SOURCE"] or named["DEST"]:
+        return Registry(str(named["SOURCE"] or named["DEST"]).lower())
     return parse_registry(os.environ.get("IDPWRAP_REGISTRY") or DEFAULT_REGISTRY)
 
 
@@ -333,6 +349,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " file's retry, else 3)",
     )  # fmt: skip
     parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
+    refuse_password_argument(parser)
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password or token from stdin"
     )
@@ -360,11 +377,13 @@ def execute(args: argparse.Namespace) -> int:
 
     from idpwrap import config
 
+    if args.password_argument is not None:
+        raise UsageError(password_argument_refused("push"))
     insecure = None  # not given: --tls-verify=true says False, so the config cannot say True
     if args.insecure or args.tls_verify is not None:
         insecure = args.insecure or not args.tls_verify
     settings = config.for_push(
-        source_host=parse_source(args.source).host,
+        source_host=parse_source(args.source).host or destination_host(args.destination),
         registry=args.registry,
         owner=args.owner,
         insecure=insecure,
