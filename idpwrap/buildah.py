@@ -130,17 +130,23 @@ def resolve_build_args(
 def find_containerfile(context: Path, file_option: str | None) -> Path:
     """``-f FILE`` as given (relative to the working directory, as podman does), else the
     context's Containerfile, else its Dockerfile."""
-    if not context.is_dir():
-        raise ContextError.missing_directory(str(context))
-    if file_option:
-        path = Path(file_option)
-        if not path.is_file():
-            raise ContextError.missing_file(file_option)
-        return path
-    for name in CONTAINERFILE_NAMES:
-        candidate = context / name
-        if candidate.is_file():
-            return candidate
+    try:
+        if not context.is_dir():
+            raise ContextError.missing_directory(str(context))
+        if file_option:
+            path = Path(file_option)
+            if not path.is_file():
+                raise ContextError.missing_file(file_option)
+            return path
+        for name in CONTAINERFILE_NAMES:
+            candidate = context / name
+            if candidate.is_file():
+                return candidate
+    except PermissionError as error:
+        raise ContextError(
+            f"cannot read {error.filename or context}: permission denied; build from a"
+            " directory you can read"
+        ) from error
     raise ContextError.missing_containerfile(str(context))
 
 

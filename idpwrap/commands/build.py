@@ -95,6 +95,7 @@ def run(
         reused = buildcache.reuse(store, before.digest, tags)
         if reused is not None:
             return BuildResult(reused, True)
+    store.ensure()  # first: a store we cannot write is the error to report
     rootless.check_ready()
     storage = rootless.default_storage()
     rootless.prepare(storage)

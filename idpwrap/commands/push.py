@@ -7,6 +7,7 @@ while skopeo is already running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import namedtuple
@@ -203,61 +204,63 @@ def run(
 ) -> PushResult:
     source = parse_source(request.source)
     registry = choose_registry(request, source)
-    image = store.resolve(store_candidates(source), source.tag, source.digest)
-    details = store.details(image)
-    tried: list[str] = []
-    credentials = creds.resolve(
-        registry.host,
-        username=request.username,
-        password=request.password,
-        authfile=request.authfile,
-        tried=tried,
-    )
-    destination = plan_destination(request, source, details, registry, credentials)
-    if destination.lowercased_owner:
-        notice(
-            f"owner {destination.lowercased_owner!r} lowercased to"
-            f" {destination.lowercased_owner.lower()!r}: registry namespaces are lowercase"
+    # Held from the lookup on: a concurrent rmi or prune cannot take the blobs from under us.
+    with store.reading() if store.index_path.exists() else contextlib.nullcontext():
+        image = store.resolve(store_candidates(source), source.tag, source.digest)
+        details = store.details(image)
+        tried: list[str] = []
+        credentials = creds.resolve(
+            registry.host,
+            username=request.username,
+            password=request.password,
+            authfile=request.authfile,
+            tried=tried,
         )
-    if request.insecure and not registry.plain_http:
-        notice(f"TLS verification is off for {registry.host} (--insecure)")
-    log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
+        destination = plan_destination(request, source, details, registry, credentials)
+        if destination.lowercased_owner:
+            notice(
+                f"owner {destination.lowercased_owner!r} lowercased to"
+                f" {destination.lowercased_owner.lower()!r}: registry namespaces are lowercase"
+            )
+        if request.insecure and not registry.plain_http:
+            notice(f"TLS verification is off for {registry.host} (--insecure)")
+        log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
-    live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
-    work = Path(private_directory("idpwrap-push-"))
-    succeeded = False
-    try:
-        with store.reading(), creds.temporary_auth_file(registry.host, credentials) as auth_fd:
-            layout = write_push_layout(work, store, details)
-            options = skopeo.CopyOptions(
-                registry=registry,
-                authfile_fd=auth_fd,
-                digestfile=work / "digest",
-                tls_verify=not request.insecure,
-                cert_dir=trusted_cert_dir(request, work),
-                retry_times=request.retry,
-            )
-            argv = skopeo.copy_argv(
-                f"oci:{layout}:{PUSH_LAYOUT_NAME}", f"docker://{destination.reference}", options
-            )
-            log.debug("running %s", " ".join(argv))
-            try:
-                _copy_with_one_more_try(
-                    argv, options, live, request, credentials, notice, destination, tried
+        live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
+        work = Path(private_directory("idpwrap-push-"))
+        succeeded = False
+        try:
+            with creds.temporary_auth_file(registry.host, credentials) as auth_fd:
+                layout = write_push_layout(work, store, details)
+                options = skopeo.CopyOptions(
+                    registry=registry,
+                    authfile_fd=auth_fd,
+                    digestfile=work / "digest",
+                    tls_verify=not request.insecure,
+                    cert_dir=trusted_cert_dir(request, work),
+                    retry_times=request.retry,
                 )
-                succeeded = True
-            finally:
-                live.close(succeeded)
-            pushed_digest = (work / "digest").read_text().strip()
-    finally:
-        remove_tree(work)
-    if pushed_digest != image.digest:
-        raise PushFailed(
-            f"the registry stored {destination.reference} as {pushed_digest}, but the local"
-            f" image is {image.digest}: the push did not copy the image unchanged"
-        )
-    live.pushed(destination.reference, pushed_digest)
-    return PushResult(destination.reference, pushed_digest, details.size)
+                argv = skopeo.copy_argv(
+                    f"oci:{layout}:{PUSH_LAYOUT_NAME}", f"docker://{destination.reference}", options
+                )
+                log.debug("running %s", " ".join(argv))
+                try:
+                    _copy_with_one_more_try(
+                        argv, options, live, request, credentials, notice, destination, tried
+                    )
+                    succeeded = True
+                finally:
+                    live.close(succeeded)
+                pushed_digest = (work / "digest").read_text().strip()
+        finally:
+            remove_tree(work)
+        if pushed_digest != image.digest:
+            raise PushFailed(
+                f"the registry stored {destination.reference} as {pushed_digest}, but the local"
+                f" image is {image.digest}: the push did not copy the image unchanged"
+            )
+        live.pushed(destination.reference, pushed_digest)
+        return PushResult(destination.reference, pushed_digest, details.size)
 
 
 def _copy_with_one_more_try(
