@@ -142,6 +142,8 @@ def _spawn(
     cwd: str | None = None,
 ) -> int:
     argv = [find_program(argv[0], env.get("PATH", DEFAULT_PATH)), *argv[1:]]
+    if cwd is None and os.access(SETPRIV, os.X_OK):
+        return _spawn_with_setpriv(argv, env, stdout, stderr, pass_fds)
     report_read, report_write = os.pipe()  # both close-on-exec: an exec closes the report
     pid = os.fork()
     if pid == 0:
@@ -159,6 +161,30 @@ def _spawn(
             raise ToolMissing.named(os.path.basename(argv[0]))
         raise OSError(code, f"cannot run {argv[0]}: {os.strerror(code)}")
     return pid
+
+
+def _spawn_with_setpriv(
+    argv: list[str], env: Mapping[str, str], stdout: int, stderr: int, pass_fds: Sequence[int]
+) -> int:
+    """posix_spawn (vfork and exec, no copy of our memory, no Python in the child): about
+    1 ms against 2.5 ms for fork; setpriv sets the parent-death signal before it execs."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, stdout, 1),
+        (os.POSIX_SPAWN_DUP2, stderr, 2),
+    ]
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
+    try:
+        return os.posix_spawn(
+            SETPRIV, [SETPRIV, "--pdeathsig", "KILL", "--", *argv], dict(env),
+            file_actions=actions,
+        )  # fmt: skip
+    except OSError as error:
+        raise OSError(error.errno, f"cannot run {argv[0]}: {error.strerror}") from error
+    finally:
+        for fd in pass_fds:
+            os.set_inheritable(fd, False)
 
 
 def run_streaming(
