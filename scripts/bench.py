@@ -4,7 +4,7 @@
 Each timed figure is the ratio of medians over alternating runs (idpwrap, raw, idpwrap, raw,
 ...), so that drift of the machine hits both sides alike. Writes BENCHMARKS.md unless --quick.
 
-    scripts/bench             # 7 runs of each, rewrites BENCHMARKS.md
+    scripts/bench             # 11 runs of each, rewrites BENCHMARKS.md
     scripts/bench --quick     # 1 run of each, smaller images, writes nothing (the suite runs it)
 """
 
@@ -499,7 +499,7 @@ def write_report(figures: list[Figure], facts: dict[str, str], runs: int, second
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run each, write nothing")
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--only", help="run only the figures whose function name contains this")
     args = parser.parse_args()
     runs = 1 if args.quick else args.runs
