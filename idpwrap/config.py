@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 from collections.abc import Mapping
-from pathlib import Path
 
 from idpwrap.errors import ConfigError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 CONFIG_ENV = "IDPWRAP_CONFIG"
@@ -51,21 +51,29 @@ class Setting(namedtuple("Setting", "value source")):
     source: str
 
 
-def config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$IDPWRAP_CONFIG``, else ``$XDG_CONFIG_HOME/idpwrap/config.yaml`` (``~/.config``)."""
+def config_file(environ: Mapping[str, str] | None = None) -> str:
+    """``$IDPWRAP_CONFIG``, else ``$XDG_CONFIG_HOME/idpwrap/config.yaml`` (``~/.config``).
+
+    A string: every push looks for the file, and pathlib costs an import it should not pay."""
     environ = os.environ if environ is None else environ
     explicit = environ.get(CONFIG_ENV)
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(
-        environ.get("HOME") or str(Path.home()), ".config"
+        environ.get("HOME") or os.path.expanduser("~"), ".config"
     )
-    return Path(config_home) / "idpwrap" / "config.yaml"
+    return os.path.join(config_home, "idpwrap", "config.yaml")
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    from pathlib import Path
+
+    return Path(config_file(environ))
 
 
 def default_store(environ: Mapping[str, str]) -> str:
     data_home = environ.get("XDG_DATA_HOME") or os.path.join(
-        environ.get("HOME") or str(Path.home()), ".local", "share"
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(data_home, "idpwrap", "images")
 
@@ -114,10 +122,10 @@ def convert(key: str, value: object, where: str, base: Path | None = None) -> ob
         except UsageError as error:
             raise ConfigError(f"{where}: {error}") from error
     if kind == "path":
-        path = Path(value).expanduser()
-        if base is not None and not path.is_absolute():
-            path = base / path
-        return str(path)
+        path = os.path.expanduser(str(value))
+        if base is not None and not os.path.isabs(path):
+            path = os.path.join(base, path)
+        return os.path.normpath(path)
     return value
 
 
@@ -126,7 +134,7 @@ class Config:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         values: dict[str, tuple[object, int]] | None = None,
         registries: dict[str, tuple[str, dict[str, tuple[object, int]]]] | None = None,
         environ: Mapping[str, str] | None = None,
@@ -143,9 +151,10 @@ class Config:
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Config:
         environ = os.environ if environ is None else environ
-        path = config_path(environ)
+        path = config_file(environ)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         except FileNotFoundError:
             if environ.get(CONFIG_ENV):
                 raise ConfigError(
@@ -156,8 +165,10 @@ class Config:
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or str(error)
             raise ConfigError(f"cannot read config file {path}: {reason}") from error
-        values, registries = parse(text, path)
-        return cls(path, values, registries, environ)
+        from pathlib import Path
+
+        values, registries = parse(text, Path(path))
+        return cls(Path(path), values, registries, environ)
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}"
@@ -373,9 +384,9 @@ _LOADED: dict[str, Config] = {}
 
 def load() -> Config:
     """The config of this process (``os.environ``), read once (again if the file changes)."""
-    path = config_path()
+    path = config_file()
     try:
-        info = path.stat()
+        info = os.stat(path)
         key = f"{path} {info.st_mtime_ns} {info.st_size}"
     except OSError:
         key = str(path)
@@ -421,7 +432,7 @@ def for_push(
     settings["insecure"], settings["ca_file"] = config.tls(host, flags)
     chosen_ca = settings["ca_file"]
     if chosen_ca.value and chosen_ca.source != "command line":
-        if not Path(str(chosen_ca.value)).is_file():
+        if not os.path.isfile(str(chosen_ca.value)):
             raise ConfigError(f"{chosen_ca.source}: ca_file {chosen_ca.value} does not exist")
     settings["retry"] = config.setting("retry", retry, "--retry")
     settings["progress"] = config.setting("progress", progress, "--progress")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from idpwrap import procs
 from idpwrap.errors import (
@@ -16,6 +15,10 @@ from idpwrap.errors import (
     TlsNotTrusted,
 )
 from idpwrap.refs import Registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Wide enough that no bar is cut ("skipped: alre…" at 40 columns, "…" on a 0x0 pty).
 TERMINAL_SIZE = (50, 200)
@@ -44,9 +47,9 @@ class CopyOptions(
     __slots__ = ()
     registry: Registry
     authfile_fd: int
-    digestfile: Path
+    digestfile: str | Path
     tls_verify: bool
-    cert_dir: Path | None
+    cert_dir: str | Path | None
     retry_times: int
 
 

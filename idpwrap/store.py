@@ -23,15 +23,15 @@ import json
 import os
 from collections import namedtuple
 from collections.abc import Iterator
-from pathlib import Path
 
 from idpwrap import log
 from idpwrap.errors import ImageNotFound, StoreError
 from idpwrap.refs import DIGEST_RE, LocalRef
 
-TYPE_CHECKING = False  # typing costs an import that a push should not pay
+TYPE_CHECKING = False  # typing (and pathlib) cost imports that a push should not pay
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
+    from pathlib import Path
     from typing import Any
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -61,6 +61,8 @@ _HELD_TEMP_DIRS: dict[str, int] = {}
 
 def default_root() -> Path:
     """``$IDPWRAP_STORE``, else ``$XDG_DATA_HOME/idpwrap/images``."""
+    from pathlib import Path
+
     configured = os.environ.get("IDPWRAP_STORE")
     if configured:
         return Path(configured).expanduser()
@@ -143,10 +145,27 @@ class PruneReport(namedtuple("PruneReport", "blobs blob_bytes leftovers leftover
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
-        self.root = root.expanduser().absolute()
+    """The store at ``root``. What a push reads is reached through plain strings
+    (``location``, ``index_file``): ``pathlib`` costs an import a push should not pay, and
+    ``root`` and the other ``Path`` properties make it only when something asks for them."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.location = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self._root: Path | None = None
 
     # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            from pathlib import Path
+
+            self._root = Path(self.location)
+        return self._root
+
+    @property
+    def index_file(self) -> str:
+        return os.path.join(self.location, INDEX_FILE)
 
     @property
     def index_path(self) -> Path:
@@ -157,10 +176,16 @@ class Store:
         return self.root / "blobs" / "sha256"
 
     def blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / self._blob_name(digest)
+
+    def blob_file(self, digest: str) -> str:
+        return os.path.join(self.location, "blobs", self._blob_name(digest))
+
+    def _blob_name(self, digest: str) -> str:
         if not DIGEST_RE.match(digest):
-            raise StoreError(f"unsupported digest {digest!r} in store {self.root}")
+            raise StoreError(f"unsupported digest {digest!r} in store {self.location}")
         algorithm, hex_digest = digest.split(":", 1)
-        return self.root / "blobs" / algorithm / hex_digest
+        return f"{algorithm}/{hex_digest}"
 
     # -- creation and locking ------------------------------------------------------------
 
@@ -218,7 +243,7 @@ class Store:
     def _flock(
         self, name: str, operation: int, on_wait: Callable[[], None] | None = None
     ) -> Iterator[None]:
-        path = self.root / name
+        path = os.path.join(self.location, name)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
@@ -290,11 +315,12 @@ class Store:
 
     def read_index(self) -> dict[str, Any]:
         try:
-            text = self.index_path.read_text()
+            with open(self.index_file, encoding="utf-8") as file:
+                text = file.read()
         except FileNotFoundError:
             return dict(EMPTY_INDEX)
         except OSError as error:
-            raise StoreError(f"cannot read {self.index_path}: {error.strerror}") from error
+            raise StoreError(f"cannot read {self.index_file}: {error.strerror}") from error
         try:
             index = json.loads(text)
             if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
@@ -304,7 +330,7 @@ class Store:
                     raise ValueError("an entry without a digest")
         except ValueError as error:
             raise StoreError(
-                f"{self.index_path} is corrupt ({error}): restore it from a backup, or move it"
+                f"{self.index_file} is corrupt ({error}): restore it from a backup, or move it"
                 " aside (its blobs stay until 'idpwrap prune') and rebuild or 'idpwrap load'"
                 " the images; idpwrap will not overwrite it"
             ) from error
@@ -346,7 +372,7 @@ class Store:
         close = difflib.get_close_matches(wanted, known, n=3, cutoff=0.5)
         for name in names[1:]:
             close += [k for k in known if k.startswith(f"{name}:") and k not in close]
-        raise ImageNotFound.in_store(wanted, str(self.root), close[:3])
+        raise ImageNotFound.in_store(wanted, self.location, close[:3])
 
     def lookup(self, text: str) -> StoredImage:
         """An image named on the command line: ``NAME[:TAG]``, ``NAME@sha256:...`` or a
@@ -370,12 +396,13 @@ class Store:
         return self.resolve([ref.name], ref.tag, None)
 
     def read_json_blob(self, digest: str) -> dict[str, Any]:
-        path = self.blob_path(digest)
+        path = self.blob_file(digest)
         try:
-            return json.loads(path.read_bytes())
+            with open(path, "rb") as file:
+                return json.loads(file.read())
         except FileNotFoundError as error:
             raise StoreError(
-                f"blob {digest} is missing from store {self.root}: rebuild the image"
+                f"blob {digest} is missing from store {self.location}: rebuild the image"
             ) from error
         except ValueError as error:
             raise StoreError(f"blob {path} is not valid JSON: rebuild the image") from error

@@ -18,12 +18,10 @@ if TYPE_CHECKING:
 def open_store(args: argparse.Namespace) -> Store:
     """``--store``, else ``$IDPWRAP_STORE``, else the config file's ``store``, else
     ``$XDG_DATA_HOME/idpwrap/images``."""
-    from pathlib import Path
-
     from idpwrap.config import store_root
     from idpwrap.store import Store
 
-    return Store(Path(store_root(getattr(args, "store", None))))
+    return Store(store_root(getattr(args, "store", None)))
 
 
 def notice(message: str) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 from collections import namedtuple
 from collections.abc import Callable
-from pathlib import Path
 
 from idpwrap import creds, log, skopeo
 from idpwrap.commands import (
@@ -40,6 +39,7 @@ from idpwrap.store import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION, ImageDetails,
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from idpwrap.display import ProgressView
     from idpwrap.progress import PushProgress
@@ -64,12 +64,12 @@ class PushRequest(
     registry: str | None
     owner: str | None
     insecure: bool
-    ca_file: Path | None
-    cert_dir: Path | None
+    ca_file: str | Path | None
+    cert_dir: str | Path | None
     retry: int
     username: str | None
     password: str | None
-    authfile: Path | None
+    authfile: str | Path | None
 
     def __repr__(self) -> str:
         return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
@@ -121,32 +121,41 @@ def plan_destination(
     return gitea_destination(registry, source, details.image.ref, owner)
 
 
-def write_push_layout(directory: Path, store: Store, details: ImageDetails) -> Path:
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
+
+
+def write_push_layout(directory: str | Path, store: Store, details: ImageDetails) -> str:
     """A one-image OCI layout whose blobs are the store's own (a symlink), pinned to the
-    manifest we resolved: a tag moved by a concurrent build cannot change what we push."""
-    layout = directory / "layout"
-    layout.mkdir()
-    (layout / LAYOUT_FILE).write_text('{"imageLayoutVersion":"1.0.0"}')
+    manifest we resolved: a tag moved by a concurrent build cannot change what we push.
+
+    (Plain ``os.path``, like everything before skopeo starts: pathlib costs an import.)"""
+    layout = os.path.join(directory, "layout")
+    os.mkdir(layout)
+    _write(os.path.join(layout, LAYOUT_FILE), b'{"imageLayoutVersion":"1.0.0"}')
     descriptor = {
         key: value for key, value in details.image.descriptor.items() if key != "annotations"
     }
     descriptor["annotations"] = {REF_ANNOTATION: PUSH_LAYOUT_NAME}
-    (layout / INDEX_FILE).write_text(json.dumps({"schemaVersion": 2, "manifests": [descriptor]}))
-    (layout / "blobs").symlink_to(store.root / "blobs", target_is_directory=True)
+    index = json.dumps({"schemaVersion": 2, "manifests": [descriptor]}).encode()
+    _write(os.path.join(layout, INDEX_FILE), index)
+    os.symlink(os.path.join(store.location, "blobs"), os.path.join(layout, "blobs"))
     return layout
 
 
-def trusted_cert_dir(request: PushRequest, directory: Path) -> Path | None:
+def trusted_cert_dir(request: PushRequest, directory: str | Path | None) -> str | None:
     if request.cert_dir:
-        if not request.cert_dir.is_dir():
+        if not os.path.isdir(request.cert_dir):
             raise UsageError(f"--cert-dir {request.cert_dir} is not a directory")
-        return request.cert_dir
+        return os.fspath(request.cert_dir)
     if request.ca_file:
-        if not request.ca_file.is_file():
+        if not os.path.isfile(request.ca_file):
             raise UsageError(f"--ca-file {request.ca_file} does not exist")
-        cert_dir = directory / "certs"
-        cert_dir.mkdir()
-        (cert_dir / "ca.crt").write_bytes(request.ca_file.read_bytes())
+        cert_dir = os.path.join(os.fspath(directory or "."), "certs")
+        os.mkdir(cert_dir)
+        with open(request.ca_file, "rb") as ca:
+            _write(os.path.join(cert_dir, "ca.crt"), ca.read())
         return cert_dir
     return None
 
@@ -205,7 +214,7 @@ def run(
     source = parse_source(request.source)
     registry = choose_registry(request, source)
     # Held from the lookup on: a concurrent rmi or prune cannot take the blobs from under us.
-    with store.reading() if store.index_path.exists() else contextlib.nullcontext():
+    with store.reading() if os.path.exists(store.index_file) else contextlib.nullcontext():
         image = store.resolve(store_candidates(source), source.tag, source.digest)
         details = store.details(image)
         tried: list[str] = []
@@ -227,7 +236,7 @@ def run(
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
         live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
-        work = Path(private_directory("idpwrap-push-"))
+        work = private_directory("idpwrap-push-")
         succeeded = False
         try:
             with creds.temporary_auth_file(registry.host, credentials) as auth_fd:
@@ -235,7 +244,7 @@ def run(
                 options = skopeo.CopyOptions(
                     registry=registry,
                     authfile_fd=auth_fd,
-                    digestfile=work / "digest",
+                    digestfile=os.path.join(work, "digest"),
                     tls_verify=not request.insecure,
                     cert_dir=trusted_cert_dir(request, work),
                     retry_times=request.retry,
@@ -251,7 +260,8 @@ def run(
                     succeeded = True
                 finally:
                     live.close(succeeded)
-                pushed_digest = (work / "digest").read_text().strip()
+                with open(os.path.join(work, "digest"), encoding="utf-8") as digestfile:
+                    pushed_digest = digestfile.read().strip()
         finally:
             remove_tree(work)
         if pushed_digest != image.digest:
@@ -408,12 +418,12 @@ def execute(args: argparse.Namespace) -> int:
         registry=settings["registry"].value,
         owner=settings["owner"].value,
         insecure=settings["insecure"].value,
-        ca_file=Path(ca_file) if ca_file else None,
-        cert_dir=Path(args.cert_dir) if args.cert_dir else None,
+        ca_file=ca_file or None,
+        cert_dir=args.cert_dir or None,
         retry=settings["retry"].value,
         username=args.username,
         password=password,
-        authfile=Path(args.authfile) if args.authfile else None,
+        authfile=args.authfile or None,
     )
 
     def make_view(label: str) -> ProgressView:
@@ -428,7 +438,7 @@ def execute(args: argparse.Namespace) -> int:
         results = [run(store, request, make_view, notice)]
     if args.digestfile:
         try:
-            Path(args.digestfile).write_text("".join(f"{r.digest}\n" for r in results))
+            _write(args.digestfile, "".join(f"{r.digest}\n" for r in results).encode())
         except OSError as error:
             raise UsageError(
                 f"cannot write --digestfile {args.digestfile}: {error.strerror}; the push itself"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -106,14 +107,14 @@ def test_ca_file_is_copied_into_a_cert_dir(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     work = tmp_path / "work"
     work.mkdir()
-    cert_dir = push.trusted_cert_dir(push.PushRequest(source="x", ca_file=ca), work)
+    cert_dir = Path(push.trusted_cert_dir(push.PushRequest(source="x", ca_file=ca), work))
     assert sorted(path.name for path in cert_dir.iterdir()) == ["ca.crt"]  # no *.key
     assert (cert_dir / "ca.crt").read_text() == ca.read_text()
 
 
 def test_cert_dir_is_used_as_is(tmp_path):
     request = push.PushRequest(source="x", cert_dir=tmp_path)
-    assert push.trusted_cert_dir(request, tmp_path / "unused") == tmp_path
+    assert push.trusted_cert_dir(request, tmp_path / "unused") == str(tmp_path)
 
 
 def test_missing_ca_file_or_cert_dir(tmp_path):
@@ -130,7 +131,7 @@ def test_no_trust_options():
 def test_push_layout_is_pinned_to_the_resolved_manifest(tmp_path, store, details):
     work = tmp_path / "work"
     work.mkdir()
-    layout = push.write_push_layout(work, store, details)
+    layout = Path(push.write_push_layout(work, store, details))
     index = json.loads((layout / "index.json").read_text())
     (entry,) = index["manifests"]
     assert entry["digest"] == details.image.digest
