@@ -165,12 +165,26 @@ def fingerprint(
     return Fingerprint(digest.hexdigest(), None)
 
 
+# The fingerprint is taken before buildah runs and again after: a file whose inode, size,
+# modification and change times are all the same has the same bytes (ctime moves on every
+# write and cannot be set back), so its digest is not computed twice in one process.
+_CONTENT_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
+def _content_digest(file: str, info: os.stat_result) -> str:
+    key = (file, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    digest = _CONTENT_DIGESTS.get(key)
+    if digest is None:
+        digest = _CONTENT_DIGESTS[key] = file_digest(file)
+    return digest
+
+
 def _entry_line(context: Path, path: str, info: os.stat_result) -> bytes:
     mode = info.st_mode
     owner = f"{info.st_uid}:{info.st_gid}"
     name = path.encode("utf-8", "surrogateescape")
     if stat.S_ISREG(mode):
-        content = file_digest(os.path.join(context, path))
+        content = _content_digest(os.path.join(context, path), info)
         detail = f"f {stat.S_IMODE(mode):o} {owner} {info.st_size} {content}"
     elif stat.S_ISDIR(mode):
         detail = f"d {stat.S_IMODE(mode):o} {owner}"
