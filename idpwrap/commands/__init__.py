@@ -44,3 +44,28 @@ def password_argument_refused(command: str) -> str:
         f' list: pipe it in with --password-stdin, e.g. echo "$TOKEN" | idpwrap {command} -u USER'
         " --password-stdin ..."
     )
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to trust a registry, the same for every command that talks to one."""
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
+    )
+    parser.add_argument(
+        "--tls-verify", metavar="BOOL", nargs="?", const="true", type=parse_bool,
+        help="--tls-verify=false is --insecure, as in podman and skopeo",
+    )  # fmt: skip
+    parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
+    parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
+
+
+def parse_bool(text: str) -> bool:
+    """true/1/yes or false/0/no, for --tls-verify=BOOL."""
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")

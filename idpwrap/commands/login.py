@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 from idpwrap import log
-from idpwrap.commands import notice, password_argument_refused, refuse_password_argument
+from idpwrap.commands import (
+    add_tls_arguments,
+    notice,
+    password_argument_refused,
+    refuse_password_argument,
+)
 from idpwrap.creds import NO_KEYRING_VARIABLE
 from idpwrap.errors import IdpwrapError, UsageError
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry
@@ -120,25 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--non-interactive", action="store_true", help="fail instead of prompting for anything"
     )
-    parser.add_argument(
-        "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
-    )
-    parser.add_argument(
-        "--tls-verify", metavar="BOOL", nargs="?", const="true", type=_parse_bool,
-        help="--tls-verify=false is --insecure, as in podman and skopeo",
-    )  # fmt: skip
-    parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
-    parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
-
-
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    import argparse
-
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    add_tls_arguments(parser)
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from idpwrap import creds, log, skopeo
 from idpwrap.commands import (
+    add_tls_arguments,
     notice,
     open_store,
     password_argument_refused,
@@ -347,15 +348,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--owner", help="registry namespace (default: OWNER in SOURCE, else the username)"
     )
-    parser.add_argument(
-        "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
-    )
-    parser.add_argument(
-        "--tls-verify", metavar="BOOL", nargs="?", const="true", type=parse_bool,
-        help="--tls-verify=false is --insecure, as in podman and skopeo",
-    )  # fmt: skip
-    parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
-    parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
+    add_tls_arguments(parser)
     parser.add_argument(
         "--retry", type=int, metavar="N",
         help="times skopeo retries a failed transfer (default: $IDPWRAP_RETRY, the config"
@@ -450,14 +443,3 @@ def execute(args: argparse.Namespace) -> int:
         else:
             print(f"Pushed {result.reference}@{result.digest}")
     return 0
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    import argparse
-
-    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
