@@ -208,9 +208,9 @@ def registry_probe(url: str, insecure: bool, ca_file: str | None, where: str) ->
 
     context = None
     if url.startswith("https://"):
-        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
-        if insecure:
-            context = ssl._create_unverified_context()
+        from idpwrap import tls
+
+        context = tls.unverified_context() if insecure else tls.client_context(ca_file)
     request = urllib.request.Request(f"{url}/v2/", headers={"User-Agent": "idpwrap-doctor"})
     tls_fix = (
         "trust its CA: --ca-file PEM, or ca_file: in the config file (registries: HOST:"

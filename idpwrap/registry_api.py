@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from idpwrap import log
+from idpwrap import log, tls
 from idpwrap.errors import AuthFailed, IdpwrapError, RegistryUnreachable, TlsNotTrusted
 from idpwrap.refs import Registry
 
@@ -71,11 +71,9 @@ def parse_challenges(header: str) -> list[Challenge]:
 def ssl_context(
     registry: Registry, insecure: bool, ca_file: Path | None, cert_dir: Path | None
 ) -> ssl.SSLContext:
-    context = ssl.create_default_context()
     if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
+        return tls.unverified_context()
+    context = tls.client_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=str(ca_file))
     directories = [cert_dir] if cert_dir else [Path(d) / registry.host for d in SYSTEM_CERT_DIRS]
