@@ -136,7 +136,9 @@ def find_containerfile(context: Path, file_option: str | None) -> Path:
         if file_option:
             path = Path(file_option)
             if not path.is_file():
-                raise ContextError.missing_file(file_option)
+                beside = context / file_option
+                suggestion = str(beside) if not path.is_absolute() and beside.is_file() else None
+                raise ContextError.missing_file(file_option, str(path.absolute()), suggestion)
             return path
         for name in CONTAINERFILE_NAMES:
             candidate = context / name

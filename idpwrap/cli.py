@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": (
         "idpwrap.commands.build",
         "build a Containerfile with buildah and save the image in the store",
-        "example: idpwrap build --context ./app --tag myapp:v1.0.0",
+        "example: idpwrap build -t myapp:v1.0.0 ./app",
     ),
     "push": (
         "idpwrap.commands.push",
@@ -141,6 +141,16 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         def error(self, message: str) -> NoReturn:
             self.exit(2, f"idpwrap: error: {message} (see '{self.prog} --help')\n")
 
+        def parse_args(  # type: ignore[override]
+            self, args: Sequence[str] | None = None, namespace: None = None
+        ) -> argparse.Namespace:
+            # Words the command did not take are its error, with its own --help, not ours.
+            parsed, extras = self.parse_known_args(args, namespace)
+            if extras:
+                command = subparsers.get(getattr(parsed, "command", None) or "", self)
+                command.error(unrecognized(extras, command))
+            return parsed
+
     common = OneLineErrorParser(add_help=False)
     common.add_argument(
         "--store", metavar="DIR",
@@ -156,6 +166,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers: dict[str, argparse.ArgumentParser] = {}
     for name, (_, help_text, example) in COMMANDS.items():
         if selected not in (None, name):
             continue  # each subparser costs a copy of the common options: only the one used
@@ -164,7 +175,28 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             formatter_class=Formatter,
         )  # fmt: skip
         command_module(name).add_arguments(command)
+        subparsers[name] = command
     return parser
+
+
+def unrecognized(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's message, with the closest known option for a mistyped one."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    flags = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
+    if flags:
+        import argparse
+        import difflib
+
+        known = [
+            option
+            for action in parser._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
+        ]
+        close = difflib.get_close_matches(flags[0], known, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]}?"
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,8 @@ class ContextError(UsageError):
     @classmethod
     def missing_directory(cls, path: str) -> ContextError:
         return cls(
-            f"build context {path!r} is not a directory: pass an existing one with --context"
+            f"build context {path!r} is not a directory: pass an existing one as CONTEXT"
+            " (or --context)"
         )
 
     @classmethod
@@ -54,8 +55,14 @@ class ContextError(UsageError):
         )
 
     @classmethod
-    def missing_file(cls, path: str) -> ContextError:
-        return cls(f"build file {path!r} does not exist: check the path given to -f")
+    def missing_file(cls, path: str, looked: str, in_context: str | None) -> ContextError:
+        """-f is relative to the working directory, as in podman, not to the context."""
+        hint = (
+            f"did you mean -f {in_context}?"
+            if in_context
+            else "check the path given to -f (it is relative to the working directory)"
+        )
+        return cls(f"build file {path!r} does not exist (looked for {looked}): {hint}")
 
 
 class ImageNotFound(IdpwrapError):

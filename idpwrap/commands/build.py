@@ -11,6 +11,7 @@ from pathlib import Path
 from idpwrap import bases as stored_bases
 from idpwrap import buildah, buildcache, log, procs, rootless
 from idpwrap.commands import notice, open_store
+from idpwrap.errors import UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import Store, StoredImage, layout_is_whole
@@ -146,8 +147,10 @@ def run(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--context", default=".", metavar="DIR", help="the build context (default: .)"
-    )
+        "context_argument", nargs="?", metavar="CONTEXT",
+        help="the build context directory, as in podman build (default: .)",
+    )  # fmt: skip
+    parser.add_argument("--context", metavar="DIR", help="the build context, as CONTEXT does")
     parser.add_argument(
         "-t", "--tag", action="append", required=True, metavar="NAME[:TAG]",
         help="name of the image in the store (repeatable); no :TAG means :latest",
@@ -188,10 +191,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
 
 
+def context_of(positional: str | None, option: str | None) -> Path:
+    """CONTEXT or --context (the same directory if both), else the working directory."""
+    if positional and option and Path(positional).absolute() != Path(option).absolute():
+        raise UsageError(
+            f"two build contexts, {positional!r} and --context {option!r}: give one of them"
+            " (see 'idpwrap build --help')"
+        )
+    return Path(positional or option or ".")
+
+
 def execute(args: argparse.Namespace) -> int:
     tags = [parse_local(text) for text in args.tag]
     request = BuildRequest(
-        context=Path(args.context),
+        context=context_of(args.context_argument, args.context),
         tags=tags,
         containerfile=args.file,
         build_args=[

@@ -39,6 +39,8 @@ complete -o default -F _idpwrap idpwrap
 
 
 def options_by_command() -> dict[str, list[str]]:
+    import argparse
+
     from idpwrap.cli import build_parser
 
     parser = build_parser()
@@ -47,8 +49,12 @@ def options_by_command() -> dict[str, list[str]]:
     )
     options: dict[str, list[str]] = {}
     for name, command in subparsers.choices.items():  # type: ignore[attr-defined]
+        # a hidden option (--password, declared only to be refused) is not offered
         options[name] = sorted(
-            option for action in command._actions for option in action.option_strings
+            option
+            for action in command._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
         )
     return options
 

@@ -45,7 +45,8 @@ def test_missing_context_directory(tmp_path):
     with pytest.raises(ContextError) as caught:
         find_containerfile(missing, None)
     assert str(caught.value) == (
-        f"build context {str(missing)!r} is not a directory: pass an existing one with --context"
+        f"build context {str(missing)!r} is not a directory: pass an existing one as CONTEXT"
+        " (or --context)"
     )
     assert caught.value.exit_code == EXIT_USAGE
 
@@ -69,8 +70,25 @@ def test_missing_file_option(tmp_path):
     (tmp_path / "Containerfile").write_text("FROM scratch\n")
     with pytest.raises(ContextError) as caught:
         find_containerfile(tmp_path, str(tmp_path / "Other"))
+    other = tmp_path / "Other"
     assert str(caught.value) == (
-        f"build file {str(tmp_path / 'Other')!r} does not exist: check the path given to -f"
+        f"build file {str(other)!r} does not exist (looked for {other}): check the path given"
+        " to -f (it is relative to the working directory)"
+    )
+
+
+def test_missing_file_option_found_in_the_context_is_suggested(tmp_path, monkeypatch):
+    """-f is relative to the working directory (podman's rule); the file in the context is
+    named as what was probably meant."""
+    context = tmp_path / "webapp"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM scratch\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ContextError) as caught:
+        find_containerfile(Path("webapp"), "Containerfile")
+    assert str(caught.value) == (
+        f"build file 'Containerfile' does not exist (looked for {tmp_path / 'Containerfile'}):"
+        " did you mean -f webapp/Containerfile?"
     )
 
 

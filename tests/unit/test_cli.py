@@ -134,6 +134,47 @@ def test_build_missing_file_option(capsys, tmp_path, store_dir):
     assert "Nope" in assert_one_error_line(err)
 
 
+def test_build_context_as_positional_argument(capsys, tmp_path, store_dir):
+    """`build -t x DIR` as in podman: DIR is the context (here without a Containerfile)."""
+    context = tmp_path / "webapp"
+    context.mkdir()
+    code, _, err = run(capsys, "build", "--store", str(store_dir), "-t", "app:v1", str(context))
+    assert code == 2
+    assert f"no Containerfile or Dockerfile in {str(context)!r}" in assert_one_error_line(err)
+
+
+def test_build_context_positional_and_option_must_agree(capsys, tmp_path, store_dir):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    code, _, err = run(capsys, "build", "--store", str(store_dir), "-t", "app:v1",
+                       "--context", str(tmp_path / "a"), str(tmp_path / "b"))  # fmt: skip
+    assert code == 2
+    line = assert_one_error_line(err)
+    assert "two build contexts" in line
+    assert "idpwrap build --help" in line
+
+
+def usage_error(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as caught:
+        main(list(argv))
+    assert caught.value.code == 2
+    return assert_one_error_line(capsys.readouterr().err)
+
+
+def test_unknown_option_names_the_commands_help_and_the_closest_option(capsys, store_dir):
+    assert usage_error(capsys, "build", "-t", "app:v1", "--no-cach", ".") == (
+        "idpwrap: error: unrecognized arguments: --no-cach; did you mean --no-cache?"
+        " (see 'idpwrap build --help')"
+    )
+
+
+def test_extra_words_name_the_commands_help(capsys):
+    line = usage_error(capsys, "push", "--insecrue", "app:v1")
+    assert line.endswith("(see 'idpwrap push --help')")
+    assert "did you mean --insecure?" in line
+    assert "did you mean" not in usage_error(capsys, "version", "extra")
+
+
 def test_build_without_buildah(capsys, tmp_path, store_dir, no_tools):
     (tmp_path / "Containerfile").write_text("FROM scratch\n")
     code, _, err = run(capsys, "build", "--store", str(store_dir), "--context", str(tmp_path),

@@ -66,6 +66,13 @@ def test_completion_lists_every_command_and_its_options():
     assert "--password-stdin" in script and "--all-tags" in script
 
 
+def test_completion_does_not_offer_the_refused_password_options():
+    for command in ("push", "login"):
+        offered = completion.options_by_command()[command]
+        assert "--password-stdin" in offered
+        assert "--password" not in offered and "-p" not in offered
+
+
 @pytest.mark.skipif(not Path("/bin/bash").exists(), reason="needs bash")
 def test_bash_completion_completes_commands_options_and_stored_tags(tmp_path):
     bin_dir = tmp_path / "bin"
