@@ -5,7 +5,11 @@ Used by the test fixtures, scripts/demo and scripts/bench. Standard library only
 before the package is installed. As a command:
 
     localregistry.py start DIR [--user U] [--plain-http] [--token]  # prints its facts as JSON
+    localregistry.py start --gitea DIR [--body-limit BYTES]  # Gitea 1.24.3 as idpbuilder runs it
     localregistry.py stop DIR
+
+With ``--gitea`` the registry answers as idpbuilder's Gitea behind ingress-nginx (see
+gitearegistry.py, which models each answer on Gitea's source).
 
 With ``--token`` (``start(..., token=True)``) it is shaped like Gitea's registry: docker-registry
 runs with ``auth: token`` and a token server of ours (``localregistry.py token-server``, a
@@ -582,12 +586,25 @@ def main(argv: list[str]) -> int:
     start_parser.add_argument(
         "--token", action="store_true", help="Gitea-shaped: auth: token and our token server"
     )
+    start_parser.add_argument(
+        "--gitea", action="store_true", help="Gitea 1.24.3 behind ingress-nginx (gitearegistry.py)"
+    )
+    start_parser.add_argument(
+        "--body-limit", type=int, default=None, help="with --gitea: the ingress proxy-body-size"
+    )
     stop_parser = sub.add_parser("stop")
     stop_parser.add_argument("directory", type=Path)
     sub.add_parser("token-server", help="(internal) serve tokens; JSON config on stdin")
     args = parser.parse_args(argv)
     if args.command == "token-server":
         serve_tokens(json.loads(sys.stdin.readline()))
+        return 0
+    if args.command == "start" and args.gitea:
+        import gitearegistry
+
+        limit = args.body_limit or gitearegistry.DEFAULT_BODY_LIMIT
+        facts = gitearegistry.start(args.directory, limit)
+        print(json.dumps({key: facts[key] for key in ("url", "host", "ca_file", "pids")}))
         return 0
     if args.command == "start":
         registry = start(
@@ -600,7 +617,10 @@ def main(argv: list[str]) -> int:
         print(json.dumps(asdict(registry)))
         return 0
     facts = json.loads((args.directory / "registry.json").read_text())
-    stop_pid(facts["pid"])
+    for pid in facts.get("pids", []):  # the Gitea mode: its front and the registry behind
+        stop_pid(pid)
+    if "pid" in facts:
+        stop_pid(facts["pid"])
     if facts.get("token_pid"):
         stop_pid(facts["token_pid"])
     return 0

@@ -34,6 +34,7 @@ from .helpers import (
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+import gitearegistry
 import localregistry
 
 USERNAME = "giteaAdmin"
@@ -138,6 +139,78 @@ def fresh_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 def http_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """docker-registry on 127.0.0.1 over plain HTTP, with htpasswd."""
     running = start_registry(tmp_path_factory.mktemp("http-registry"), tls=False)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@dataclass
+class GiteaRegistry:
+    """The Gitea mode (``localregistry.py start --gitea``): its facts from registry.json."""
+
+    facts: dict
+    watchdogs: list[Watchdog]
+
+    @property
+    def host(self) -> str:
+        return self.facts["host"]
+
+    @property
+    def url(self) -> str:
+        return self.facts["url"]
+
+    @property
+    def ca_file(self) -> str:
+        return self.facts["ca_file"]
+
+    @property
+    def port(self) -> int:
+        return self.facts["port"]
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.facts["directory"])
+
+    def secret(self, user: str, kind: str = "password") -> str:
+        """``kind``: password, token (write:package) or read_token (read:package)."""
+        return self.facts["users"][user][kind]
+
+    def client(self, user: str = "giteaAdmin", kind: str = "password") -> RegistryClient:
+        return RegistryClient(self.url, self.ca_file, user, self.secret(user, kind))
+
+    def tls_options(self) -> list[str]:
+        return ["--ca-file", self.ca_file]
+
+    def stop(self) -> None:
+        try:
+            gitearegistry.stop(self.facts)
+        finally:
+            for watchdog in self.watchdogs:
+                watchdog.release()
+
+
+def start_gitea(
+    directory: Path, body_limit: int = gitearegistry.DEFAULT_BODY_LIMIT
+) -> GiteaRegistry:
+    facts = gitearegistry.start(directory, body_limit)
+    return GiteaRegistry(facts, [Watchdog(pid) for pid in facts["pids"]])
+
+
+@pytest.fixture(scope="session")
+def gitea_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiteaRegistry]:
+    """Gitea 1.24.3 as idpbuilder runs it (users giteaAdmin, developer, outsider; org platform)."""
+    running = start_gitea(tmp_path_factory.mktemp("gitea"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def small_gitea_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GiteaRegistry]:
+    """The Gitea mode behind an ingress whose proxy-body-size is 1 MiB."""
+    running = start_gitea(tmp_path_factory.mktemp("gitea-small"), body_limit=1024 * 1024)
     try:
         yield running
     finally:
