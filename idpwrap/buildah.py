@@ -20,7 +20,8 @@ CONTAINERFILE_NAMES = ("Containerfile", "Dockerfile")
 # chroot isolation works as root and rootless, in containers and on CI runners, with no OCI
 # runtime or network namespace setup; BUILDAH_ISOLATION overrides it.
 DEFAULT_ISOLATION = "chroot"
-LINES_KEPT_FOR_ERRORS = 6
+# what is kept of buildah's output for the log of a failed build
+LINES_KEPT_FOR_ERRORS = 100_000
 
 
 PULL_MODES = ("never", "missing", "always")
@@ -194,7 +195,7 @@ def build(
     cwd: str | None = None,
     output_complete: Callable[[], bool] | None = None,
 ) -> None:
-    """Run buildah (in ``cwd``), streaming its output; raise BuildFailed with its last lines.
+    """Run buildah (in ``cwd``), streaming its output; raise BuildFailed with its output.
 
     ``output_complete`` says whether the destination holds a whole image: it is asked when
     buildah fails with its cached-last-step quirk, and a whole image then counts as built.
@@ -206,7 +207,7 @@ def build(
         on_output(text)
         lines = (partial[0] + text).split("\n")
         partial[0] = lines.pop()
-        recent.extend(line for line in lines if line.strip())
+        recent.extend(lines)
 
     finished = procs.run_streaming(
         argv, remember, env=procs.child_environment(), merge_stderr=True, cwd=cwd

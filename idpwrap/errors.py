@@ -98,10 +98,23 @@ class ToolMissing(IdpwrapError):
 
 
 class BuildFailed(IdpwrapError):
+    """buildah failed; ``output`` holds what it printed, for the summary and the log."""
+
+    output: tuple[str, ...] = ()
+    buildah_exit_code = 1
+
     @classmethod
-    def with_output(cls, exit_code: int, last_lines: list[str]) -> BuildFailed:
-        tail = " | ".join(line.strip() for line in last_lines if line.strip())
-        return cls(f"buildah bud failed (exit code {exit_code}): {tail}")
+    def with_output(cls, exit_code: int, lines: list[str]) -> BuildFailed:
+        tail = " | ".join(line.strip() for line in lines[-6:] if line.strip())
+        error = cls(f"buildah bud failed (exit code {exit_code}): {tail}")
+        error.output = tuple(lines)
+        error.buildah_exit_code = exit_code
+        return error
+
+    @classmethod
+    def summarised(cls, summary: str, log: str | None) -> BuildFailed:
+        where = f" (buildah's whole output: {log})" if log else ""
+        return cls(f"{summary}{where}")
 
 
 class CredentialsError(UsageError):

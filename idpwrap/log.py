@@ -17,6 +17,10 @@ def configure(verbose: bool, debug: bool) -> None:
     _level = DEBUG if debug else VERBOSE if verbose else QUIET
 
 
+def verbose() -> bool:
+    return _level >= VERBOSE
+
+
 def info(message: str, *args: object) -> None:
     """Shown with --verbose: what is done and why (a credential's source, never its value)."""
     if _level >= VERBOSE:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import bases as stored_bases
-from idpwrap import buildah, buildcache, log, procs, rootless
+from idpwrap import buildah, buildcache, buildlog, log, procs, rootless
 from idpwrap.commands import notice, open_store
-from idpwrap.errors import UsageError
+from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import Store, StoredImage, layout_is_whole
@@ -72,7 +72,8 @@ def run(
     *,
     on_output: Callable[[str], None],
 ) -> BuildResult:
-    file = buildah.find_containerfile(request.context, request.containerfile).absolute()
+    written_file = buildah.find_containerfile(request.context, request.containerfile)
+    file = written_file.absolute()
     context = request.context.absolute()
     tags = list(request.tags)
     inputs = buildcache.BuildInputs(
@@ -112,6 +113,10 @@ def run(
             for base in bases:
                 on_output(f"idpwrap: FROM {base.written}: the store's {base.image.ref}"
                           f" ({base.image.digest})\n")  # fmt: skip
+            names = {base.directory: base.written for base in bases}
+            shown = on_output
+            if not log.verbose():  # --verbose shows buildah's output as it is
+                shown = buildlog.OutputFilter(on_output, names, ", ".join(map(str, tags)))
             options = buildah.BuildOptions(
                 context=context,
                 containerfile=file,
@@ -127,9 +132,15 @@ def run(
             layout = work / "layout"
             argv = buildah.bud_argv(options, layout_reference(layout, scratch))
             log.debug("running %s", " ".join(argv))
-            buildah.build(
-                argv, on_output, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
-            )
+            try:
+                buildah.build(
+                    argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
+                )
+            except BuildFailed as failed:
+                raise explained(failed, written_file, names) from None
+            finally:
+                if isinstance(shown, buildlog.OutputFilter):
+                    shown.flush()
             image = store.add_layout(layout, tags)
     finally:
         store.release(work)
@@ -143,6 +154,24 @@ def run(
         else:
             log.info("build cache: the context changed during the build: not recorded")
     return BuildResult(image, False)
+
+
+def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:
+    """One line for a failed build (``Containerfile:3: RUN false exited with status 1``),
+    naming the log that keeps buildah's whole output."""
+    import os
+
+    if not failed.output:
+        return failed
+    shown = os.path.relpath(containerfile)
+    if shown.startswith(".."):
+        shown = str(containerfile.absolute())
+    try:
+        text = containerfile.read_text()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    summary = buildlog.failure_summary(failed.output, failed.buildah_exit_code, shown, text, names)
+    return BuildFailed.summarised(summary, buildlog.keep(failed.output, os.environ))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

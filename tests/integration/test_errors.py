@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from pathlib import Path
 
@@ -221,9 +222,12 @@ def test_failing_run_step_exits_1_and_leaves_the_store_as_it_was(
     result = prebuilt_copy.run("build", "-q", "--context", str(context), "--tag", "broken:v1")
     line = error_line(result, 1)
     assert result.stderr.strip() == line, "with -q the error line is all there is"
-    assert "buildah" in line, line
-    assert "/bin/busybox false" in line, "buildah's last lines name the failing step"
-    assert "exit status 1" in line, line
+    log = prebuilt_copy.home / ".local" / "state" / "idpwrap" / "last-failed-build.log"
+    assert line == (
+        f"idpwrap: error: {context}/Containerfile:5: RUN /bin/busybox false exited with status 1"
+        f" (buildah's whole output: {log})"
+    )
+    assert "STEP 5/5: RUN /bin/busybox false" in log.read_text()
 
     assert (store / "index.json").read_bytes() == index_before
     assert store_digests(store) == blobs_before
@@ -232,6 +236,45 @@ def test_failing_run_step_exits_1_and_leaves_the_store_as_it_was(
     )
     assert leftovers == []
     assert list(prebuilt_copy.tmpdir.iterdir()) == []
+
+
+BUILD_FAILURES = {
+    "typo": (
+        "FROM scratch\nCOPPY Makefile /m\n",
+        "Containerfile:2: unknown instruction COPPY (did you mean COPY?)",
+    ),
+    "run-false": (
+        "FROM scratch\nCOPY busybox /bin/sh\nRUN false\n",
+        "Containerfile:3: RUN false exited with status 1",
+    ),
+    "missing-copy-source": (
+        "FROM scratch\nCOPY nosuch.txt /x\n",
+        "Containerfile:2: COPY source nosuch.txt is not in the context"
+        " (or is ignored by .dockerignore)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("containerfile", "expected"), list(BUILD_FAILURES.values()), ids=list(BUILD_FAILURES)
+)
+def test_a_failed_build_is_one_line_with_the_containerfiles_line(
+    cli: Cli, tmp_path: Path, containerfile: str, expected: str
+) -> None:
+    """From the context's directory, as `podman build .` is typed; the step's output is
+    shown without Go structs or timestamps, and --verbose shows buildah's own."""
+    context = make_context(tmp_path / "ctx", containerfile)
+    cli = dataclasses.replace(cli, cwd=context)
+    result = cli.run("build", "-t", "broken:v1", ".")
+    line = error_line(result, 1)
+    log = cli.home / ".local" / "state" / "idpwrap" / "last-failed-build.log"
+    assert line == f"idpwrap: error: {expected} (buildah's whole output: {log})"
+    assert "&imagebuilder" not in result.stderr and "time=" not in result.stderr
+    assert "STEP 1/" in log.read_text()
+    verbose = cli.run("build", "-t", "broken:v1", "--verbose", ".")
+    assert error_line(verbose, 1) == line
+    if "COPPY" in containerfile:
+        assert "&imagebuilder.Step{" in verbose.stderr, "buildah's own words with --verbose"
 
 
 def test_missing_buildah_exits_7(cli: Cli, hello_context: Path, tmp_path: Path) -> None:

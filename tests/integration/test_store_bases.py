@@ -46,6 +46,10 @@ def test_app_on_a_stored_base_shares_its_blobs_and_outlives_it(
 
     output = build(cli, context, "app:v1", env=offline)
     assert "FROM base:v1: the store's base:v1 (" + base.digest + ")" in output
+    # buildah's output in the user's names: no pinned layout, no private layout, no bare -->
+    assert "STEP 1/3: FROM base:v1\n" in output, output
+    assert "idpwrap-base-" not in output and ".idpwrap.tmp" not in output, output
+    assert "\nCOMMIT app:v1\n" in output and "--> \n" not in output, output
     app = local_image(cli.store, "app:v1")
     assert app.layers[: len(base.layers)] == base.layers, "the app's first layers are the base's"
     assert len(app.layers) == len(base.layers) + 1
