@@ -45,6 +45,8 @@ class BuildOptions:
     secrets: Sequence[tuple[str, Path]] = field(default_factory=tuple)  # (id, file)
     platform: str | None = None
     storage: Storage | None = None
+    # --ulimit TYPE=SOFT:HARD for RUN steps (limits.ulimit_arguments); () leaves buildah's.
+    ulimits: Sequence[str] = field(default_factory=tuple)
 
 
 def isolation() -> str:
@@ -179,6 +181,7 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
         argv += ["--secret", f"id={secret_id},src={path}"]  # a path: the secret stays in it
     for build_arg in options.build_args:
         argv += ["--build-arg", build_arg]
+    argv += options.ulimits
     return [*argv, "-t", oci_destination, str(options.context)]
 
 

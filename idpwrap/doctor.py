@@ -88,6 +88,16 @@ def rootless_readiness(environ: Mapping[str, str] | None = None) -> list[Check]:
     ]
 
 
+def resource_limits(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
+    from idpwrap import limits
+
+    low = limits.low_hard_limits()
+    buildah = rootless.find_program("buildah")
+    if not low or buildah is None:
+        return Check("limits", OK, "resource limits: RUN steps get buildah's defaults")
+    return Check("limits", OK, limits.describe(low, runner([buildah, "--version"])[1]))
+
+
 def storage(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
     """The driver idpwrap chose, tried for real with ``buildah info`` on its storage."""
     chosen = rootless.default_storage()
@@ -319,6 +329,7 @@ def run_all(registry: str | None = None, store: str | None = None) -> list[Check
         (lambda: tool("buildah"), "buildah"),
         (lambda: tool("skopeo"), "skopeo"),
         (rootless_readiness, "rootless"),
+        (resource_limits, "limits"),
         (storage, "storage"),
         (store_checks, "store"),
         (lambda: registry_and_credentials(registry), "registry"),

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import bases as stored_bases
-from idpwrap import buildah, buildcache, buildlog, log, procs, rootless
+from idpwrap import buildah, buildcache, buildlog, limits, log, procs, rootless
 from idpwrap.commands import notice, open_store
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
@@ -128,6 +128,7 @@ def run(
                 secrets=tuple(request.secrets),
                 platform=request.platform,
                 storage=storage,
+                ulimits=tuple(limits.buildah_ulimits("buildah")),
             )
             layout = work / "layout"
             argv = buildah.bud_argv(options, layout_reference(layout, scratch))

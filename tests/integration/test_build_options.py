@@ -75,7 +75,9 @@ def counting_buildah(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 
 def runs(log: Path) -> int:
-    return len(log.read_text().splitlines()) if log.exists() else 0
+    """The builds buildah ran (``bud``; a ``--version`` question is not a build)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return sum(1 for line in lines if " bud " in f" {line} ")
 
 
 # -- ignore files ------------------------------------------------------------------------------
@@ -327,3 +329,28 @@ def test_prune_build_cache_empties_buildahs_storage(cli, tmp_path):
     cold = build(cli, context, "p:v3")
     assert "Using cache" not in cold.stderr
     assert local_image(cli.store, "p:v1").digest  # the store keeps its images
+
+
+# -- resource limits ---------------------------------------------------------------------------
+
+
+def test_run_steps_get_the_hard_limits_where_buildahs_are_too_high(cli, tmp_path):
+    # As root below 1048576 without CAP_SYS_RESOURCE (containers, CI runners; here nofile
+    # 20000) buildah 1.39 fails every RUN step unless idpwrap passes the hard limits; buildah
+    # 1.28 lowers the limits itself and gets nothing.
+    from idpwrap import limits
+
+    containerfile = (
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "sh", "-c", "ulimit -Hn > /nofile; ulimit -Hu > /nproc"]\n'
+    )
+    context = make_context(tmp_path / "ctx", containerfile)
+    result = build(cli, context, "limits:v1", "--debug")
+    files = layer_files(cli.store, "limits:v1")
+    passed = limits.buildah_ulimits("buildah")
+    for name, hard in limits.low_hard_limits().items():
+        if passed:
+            assert f"--ulimit {name}={hard}:{hard}" in result.stderr
+            assert files[name].strip() == str(hard).encode()
+    if not passed:
+        assert "--ulimit" not in result.stderr
