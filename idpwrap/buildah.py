@@ -47,6 +47,8 @@ class BuildOptions:
     storage: Storage | None = None
     # --ulimit TYPE=SOFT:HARD for RUN steps (limits.ulimit_arguments); () leaves buildah's.
     ulimits: Sequence[str] = field(default_factory=tuple)
+    timestamp: int | None = None  # seconds since the epoch; None: buildah's clock
+    annotations: Sequence[str] = field(default_factory=tuple)  # KEY=VALUE on the manifest
 
 
 def isolation() -> str:
@@ -175,8 +177,13 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
         argv += ["--target", options.target]
     if options.platform:
         argv += ["--platform", options.platform]
+    if options.timestamp is not None:
+        # buildah 1.28 and 1.39 both take it, for created, history and every file in new layers.
+        argv += ["--timestamp", str(options.timestamp)]
     for label in options.labels:
         argv += ["--label", label]
+    for annotation in options.annotations:
+        argv += ["--annotation", annotation]
     for secret_id, path in options.secrets:
         argv += ["--secret", f"id={secret_id},src={path}"]  # a path: the secret stays in it
     for build_arg in options.build_args:

@@ -8,7 +8,8 @@ The fingerprint is a SHA-256 over everything the image can depend on: the Contai
 file of the context a build may copy (``.containerignore``/``.dockerignore`` applied, see
 ``ignore.py``: path, type, mode, owner, size, content or link target; not the modification
 time, which buildah's own cache ignores too), the build arguments, target, labels and platform,
-the secrets' content hashes (never the content), the isolation, rootless or not, the buildah
+the secrets' content hashes (never the content), the build's time and git revision and remote
+(``timestamps.py``: they are written into the image), the isolation, rootless or not, the buildah
 binary (size and time), idpwrap's version, and each base image's digest. A base counts only
 when it is ``scratch``, pinned by a digest (``name@sha256:...``) or a stored image (it
 resolves to the store's manifest); a base that could change under the same name, ``ADD`` of a
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from idpwrap.refs import LocalRef
     from idpwrap.store import Store, StoredImage
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 RECORDS_FILE = ".idpwrap.builds.json"
 MAX_RECORDS = 1000
 
@@ -50,7 +51,9 @@ MAX_RECORDS = 1000
 class BuildInputs(
     namedtuple(
         "BuildInputs",
-        "context containerfile build_args target labels platform secrets isolation rootless",
+        "context containerfile build_args target labels platform secrets isolation rootless"
+        " build_time",
+        defaults=((None, None, None),),
     )
 ):
     """What a build's result depends on, besides its context's files and its bases."""
@@ -65,6 +68,8 @@ class BuildInputs(
     secrets: Sequence[tuple[str, Path]]  # (id, file)
     isolation: str
     rootless: bool
+    # (seconds or None for the wall clock, git revision, git remote): what the image records.
+    build_time: tuple[int | None, str | None, str | None]
 
 
 class Fingerprint(namedtuple("Fingerprint", "digest reason")):
@@ -146,6 +151,7 @@ def fingerprint(
         "platform": inputs.platform,
         "isolation": inputs.isolation,
         "rootless": inputs.rootless,
+        "build_time": list(inputs.build_time),
     }
     secrets = []
     for secret_id, path in inputs.secrets:

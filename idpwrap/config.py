@@ -36,6 +36,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "store": ("IDPWRAP_STORE", "path"),
     "progress": ("IDPWRAP_PROGRESS", "progress"),
     "retry": ("IDPWRAP_RETRY", "count"),
+    "timestamp": ("IDPWRAP_TIMESTAMP", "timestamp"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -107,6 +108,15 @@ def convert(key: str, value: object, where: str, base: Path | None = None) -> ob
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{where}: '{key}' must be a whole number >= 0, not {value!r}")
         return value
+    if kind == "timestamp":
+        from idpwrap.timestamps import parse_setting
+
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        try:
+            return parse_setting(str(value), f"{where}: 'timestamp'")
+        except UsageError as error:
+            raise ConfigError(str(error)) from error
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: '{key}' must be a non-empty string, not {value!r}")
     value = value.strip()
@@ -376,6 +386,7 @@ def effective_settings(
     settings["store"] = config.setting("store", store, "--store")
     settings["progress"] = config.setting("progress")
     settings["retry"] = config.setting("retry")
+    settings["timestamp"] = config.setting("timestamp")
     return settings
 
 

@@ -9,7 +9,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from idpwrap import bases as stored_bases
-from idpwrap import buildah, buildcache, buildlog, limits, log, procs, rootless
+from idpwrap import (
+    buildah,
+    buildcache,
+    buildlog,
+    layercache,
+    limits,
+    log,
+    procs,
+    rootless,
+    timestamps,
+)
 from idpwrap.commands import notice, open_store
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
@@ -39,8 +49,9 @@ def layout_reference(layout: Path, scratch: Path) -> str:
 class BuildRequest(
     namedtuple(
         "BuildRequest",
-        "context tags containerfile build_args target labels no_cache pull secrets platform",
-        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None),
+        "context tags containerfile build_args target labels no_cache pull secrets platform"
+        " timestamp",
+        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None, None),
     )
 ):
     """What to build: the options of ``idpwrap build``, checked and resolved."""
@@ -56,6 +67,7 @@ class BuildRequest(
     pull: str
     secrets: Sequence[tuple[str, Path]]
     platform: str | None
+    timestamp: str | int | None  # "now", seconds, or None: SOURCE_DATE_EPOCH, git, fixed epoch
 
 
 class BuildResult(namedtuple("BuildResult", "image reused")):
@@ -76,6 +88,8 @@ def run(
     file = written_file.absolute()
     context = request.context.absolute()
     tags = list(request.tags)
+    when = timestamps.choose(str(context), request.timestamp)
+    log.info("build time: %s (%s)", "now" if when.seconds is None else when.seconds, when.source)
     inputs = buildcache.BuildInputs(
         context=context,
         containerfile=file,
@@ -86,6 +100,7 @@ def run(
         secrets=tuple(request.secrets),
         isolation=buildah.isolation(),
         rootless=rootless.is_rootless(),
+        build_time=(when.seconds, when.revision, when.url),
     )
     tool_path = procs.child_environment()["PATH"]
     before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
@@ -129,14 +144,17 @@ def run(
                 platform=request.platform,
                 storage=storage,
                 ulimits=tuple(limits.buildah_ulimits("buildah")),
+                timestamp=when.seconds,
+                annotations=tuple(when.annotations()),
             )
             layout = work / "layout"
             argv = buildah.bud_argv(options, layout_reference(layout, scratch))
             log.debug("running %s", " ".join(argv))
             try:
-                buildah.build(
-                    argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
-                )
+                with layercache.holding(storage, when.seconds, buildah.clear_cache):
+                    buildah.build(
+                        argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
+                    )
             except BuildFailed as failed:
                 raise explained(failed, written_file, names) from None
             finally:
@@ -218,6 +236,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--platform", metavar="OS/ARCH[/VARIANT]",
         help="the platform of the image (one per build), e.g. linux/arm64",
     )  # fmt: skip
+    parser.add_argument(
+        "--timestamp", metavar="now|SECONDS",
+        help="the time written into the image: seconds since the epoch, or now (the wall clock);"
+        " default: $SOURCE_DATE_EPOCH, else the git commit time of HEAD, else 0 (config key"
+        " timestamp)",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
 
 
@@ -229,6 +253,16 @@ def context_of(positional: str | None, option: str | None) -> Path:
             " (see 'idpwrap build --help')"
         )
     return Path(positional or option or ".")
+
+
+def build_timestamp(flag: str | None) -> str | int | None:
+    """``--timestamp``, else the config's ``timestamp`` (or IDPWRAP_TIMESTAMP), else None."""
+    if flag is not None:
+        return timestamps.parse_setting(flag, "--timestamp")
+    from idpwrap import config
+
+    setting = config.load().setting("timestamp")
+    return setting.value  # type: ignore[no-any-return]
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -249,6 +283,7 @@ def execute(args: argparse.Namespace) -> int:
         pull=args.pull,
         secrets=[buildah.parse_secret(secret) for secret in args.secret],
         platform=buildah.parse_platform(args.platform) if args.platform else None,
+        timestamp=build_timestamp(args.timestamp),
     )
     store = open_store(args)
 

@@ -27,10 +27,11 @@ def execute(args: argparse.Namespace) -> int:
         f" ({human_bytes(report.leftover_bytes)}): freed {human_bytes(report.freed)}"
     )
     if args.build_cache:
-        from idpwrap import buildah, rootless
+        from idpwrap import buildah, layercache, rootless
 
         storage = rootless.default_storage()
         rootless.prepare(storage)
-        freed = buildah.clear_cache(storage)
+        with layercache.exclusive(storage):
+            freed = buildah.clear_cache(storage)
         print(f"Emptied buildah's layer cache {storage.root}: freed {human_bytes(freed)}")
     return 0
