@@ -21,6 +21,7 @@ import re
 from collections import namedtuple
 from pathlib import Path
 
+from idpwrap import dirview
 from idpwrap.errors import UsageError
 from idpwrap.refs import split_tag_and_digest, validate_name
 from idpwrap.store import LAYOUT_CONTENT, REF_ANNOTATION, StoredImage
@@ -216,6 +217,8 @@ def _replacement(
     directory = LAYOUT_PREFIX + image.digest.split(":", 1)[1][:16]
     if not any(base.directory == directory for base in bases):
         bases.append(Base(expanded, image, directory))
+    if dirview.is_docker(image.descriptor):
+        return f"dir:{directory}"  # buildah 1.28 reads only OCI manifests from a layout
     return f"oci:{directory}:{LAYOUT_REF}"
 
 
@@ -234,6 +237,9 @@ def pin(store: Store, base: Base, directory: Path) -> None:
     """A one-image layout for ``base`` in ``directory``, its blobs the store's own."""
     layout = directory / base.directory
     if layout.exists():
+        return
+    if dirview.is_docker(base.image.descriptor):
+        dirview.write(str(layout), str(store.root / "blobs" / "sha256"), base.image.digest)
         return
     layout.mkdir()
     (layout / "oci-layout").write_bytes(LAYOUT_CONTENT)

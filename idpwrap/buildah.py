@@ -49,6 +49,7 @@ class BuildOptions:
     ulimits: Sequence[str] = field(default_factory=tuple)
     timestamp: int | None = None  # seconds since the epoch; None: buildah's clock
     annotations: Sequence[str] = field(default_factory=tuple)  # KEY=VALUE on the manifest
+    format: str = "oci"
 
 
 def isolation() -> str:
@@ -169,6 +170,8 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
         str(options.containerfile),
         f"--pull={PULL_ARGUMENT[options.pull]}",
     ]
+    if options.format == "docker":
+        argv += ["--format", "docker"]  # keeps HEALTHCHECK, SHELL, STOPSIGNAL, ONBUILD
     if options.layers:
         argv.append("--layers")
     if options.no_cache:
@@ -235,6 +238,40 @@ def build(
         raise BuildFailed.with_output(finished.exit_code, list(recent))
 
 
+# A docker-format build goes into buildah's storage under this name and is then copied into the
+# layout: buildah 1.28 converts to OCI (dropping HEALTHCHECK & co.) whatever it writes to oci:.
+DOCKER_BUILD_PREFIX = "localhost/idpwrap-build-"
+
+
+def copy_to_layout_argvs(storage: Storage | None, name: str, destination: str) -> list[list[str]]:
+    """A docker-format image from buildah's storage into ``destination`` as Docker v2 schema 2
+    with compressed layers, then its name removed (its layers stay as the build cache)."""
+    base = ["buildah", *(storage.argv() if storage else [])]
+    return [
+        [*base, "push", "--format", "v2s2", "--disable-compression=false", "--quiet", name,
+         destination],
+        [*base, "rmi", name],
+    ]  # fmt: skip
+
+
+def copy_to_layout(storage: Storage | None, name: str, destination: str) -> None:
+    push, remove = copy_to_layout_argvs(storage, name, destination)
+    try:
+        _run_or_fail(push)
+    finally:
+        _run_or_fail(remove, quiet=True)
+
+
+def _run_or_fail(argv: list[str], quiet: bool = False) -> None:
+    output: list[str] = []
+    finished = procs.run_streaming(
+        argv, output.append, env=procs.child_environment(), merge_stderr=True
+    )
+    if finished.exit_code != 0 and not quiet:
+        lines = [line for line in "".join(output).splitlines() if line.strip()]
+        raise BuildFailed(f"{' '.join(argv)} failed: {' | '.join(lines[-3:])}")
+
+
 def clear_cache_argvs(storage: Storage) -> list[list[str]]:
     """Emptying buildah's own storage: its working containers (a failed build's), then every
     image, the layer cache with them."""
@@ -247,13 +284,7 @@ def clear_cache(storage: Storage) -> int:
     rootless storage has directories of subordinate IDs it may not enter)."""
     before = tree_bytes(storage.root)
     for argv in clear_cache_argvs(storage):
-        output: list[str] = []
-        finished = procs.run_streaming(
-            argv, output.append, env=procs.child_environment(), merge_stderr=True
-        )
-        if finished.exit_code != 0:
-            lines = [line for line in "".join(output).splitlines() if line.strip()]
-            raise BuildFailed(f"{' '.join(argv)} failed: {' | '.join(lines[-3:])}")
+        _run_or_fail(argv)
     return max(0, before - tree_bytes(storage.root))
 
 

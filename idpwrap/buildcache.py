@@ -52,8 +52,8 @@ class BuildInputs(
     namedtuple(
         "BuildInputs",
         "context containerfile build_args target labels platform secrets isolation rootless"
-        " build_time",
-        defaults=((None, None, None),),
+        " build_time format",
+        defaults=((None, None, None), "oci"),
     )
 ):
     """What a build's result depends on, besides its context's files and its bases."""
@@ -70,6 +70,7 @@ class BuildInputs(
     rootless: bool
     # (seconds or None for the wall clock, git revision, git remote): what the image records.
     build_time: tuple[int | None, str | None, str | None]
+    format: str  # oci or docker: the same inputs make a different image in each
 
 
 class Fingerprint(namedtuple("Fingerprint", "digest reason")):
@@ -153,6 +154,8 @@ def fingerprint(
         "rootless": inputs.rootless,
         "build_time": list(inputs.build_time),
     }
+    if inputs.format != "oci":
+        header["format"] = inputs.format
     secrets = []
     for secret_id, path in inputs.secrets:
         try:

@@ -19,7 +19,7 @@ import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 
-STEP_RE = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/\d+: (.*)$")
+STEP_RE = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/(\d+): (.*)$")
 ERROR_RE = re.compile(r'^Error: (?:building at STEP "(.*?)": )?(.*)$')
 GO_STRUCT_RE = re.compile(r"\s*&[a-z]+\.[A-Z]\w*\{.*$")
 LOGRUS_RE = re.compile(r'^time="[^"]*" level=(\w+) msg="(.*)"\s*$')
@@ -31,8 +31,10 @@ MISSING_SOURCE_RE = re.compile(
     r'copier: stat: "/?([^"]+)": no such file or directory'
     r'|no items matching glob "([^"]+)" copied'
 )
-INTERNAL_BASE_RE = re.compile(r"oci:(idpwrap-base-[0-9a-f]+):image")
-COMMIT_RE = re.compile(r"^COMMIT oci:\S*$")
+INTERNAL_BASE_RE = re.compile(r"(?:oci|dir):(idpwrap-base-[0-9a-f]+)(?::image)?")
+COMMIT_RE = re.compile(r"^COMMIT (?:oci:\S*|localhost/idpwrap-build-\S*)$")
+TAGGED_RE = re.compile(r"^Successfully tagged localhost/idpwrap-build-\S*$")
+IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 BARE_ARROW = "--> "
 INSTRUCTIONS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
@@ -41,20 +43,22 @@ INSTRUCTIONS = (
 SHOWN_TEXT = 60
 
 
-class Step(namedtuple("Step", "stage number text")):
-    """A ``STEP`` line: the stage (1 in a single-stage build), the step within it, its text."""
+class Step(namedtuple("Step", "stage number text total", defaults=(0,))):
+    """A ``STEP`` line: the stage (1 in a single-stage build), the step within it, its text,
+    and the stage's number of steps (0: unknown)."""
 
     __slots__ = ()
     stage: int
     number: int
     text: str
+    total: int
 
 
 def parse_step(line: str) -> Step | None:
     match = STEP_RE.match(line.strip())
     if match is None:
         return None
-    return Step(int(match.group(1) or 1), int(match.group(2)), match.group(3))
+    return Step(int(match.group(1) or 1), int(match.group(2)), match.group(4), int(match.group(3)))
 
 
 def clean(text: str) -> str:
@@ -89,7 +93,13 @@ def line_of(containerfile_text: str, step: Step) -> tuple[int, str] | None:
     for instruction in found:
         if " ".join(instruction.text.split()) == wanted:
             return containerfile_text.count("\n", 0, instruction.start) + 1, instruction.text
-    if placed is not None and placed[1].split(None, 1)[0].upper() == keyword:
+    # buildah spelled it otherwise: the step's place, if the stage has as many steps (a base's
+    # ONBUILD triggers add steps that are in no line of this file)
+    if (
+        placed is not None
+        and step.total in (0, len(stages[step.stage - 1]))
+        and placed[1].split(None, 1)[0].upper() == keyword
+    ):
         return placed
     return None
 
@@ -194,6 +204,7 @@ class OutputFilter:
         self.tags = tags
         self.partial = ""
         self.skip_blank = False
+        self.skip_id = False
 
     def __call__(self, text: str) -> None:
         lines = (self.partial + text).split("\n")
@@ -218,6 +229,13 @@ class OutputFilter:
             self.skip_blank = False
             return None
         self.skip_blank = False
+        if TAGGED_RE.match(bare):
+            self.skip_id = True  # the name and ID in buildah's storage, not the image's
+            return None
+        if self.skip_id and IMAGE_ID_RE.match(bare):
+            self.skip_id = False
+            return None
+        self.skip_id = False
         if "UNHANDLED LOGLEVEL" in bare:
             return None  # the same Go struct as the Error line that follows
         if bare.startswith("Error: "):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 CONFIG_ENV = "IDPWRAP_CONFIG"
 DEFAULT_RETRY = 3
 PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
+IMAGE_FORMATS = ("oci", "docker")
 TLS_KEYS = ("insecure", "ca_file")
 # key: (environment variable, kind); the order is the order of `idpwrap config show`.
 KEYS: dict[str, tuple[str, str]] = {
@@ -37,6 +38,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "progress": ("IDPWRAP_PROGRESS", "progress"),
     "retry": ("IDPWRAP_RETRY", "count"),
     "timestamp": ("IDPWRAP_TIMESTAMP", "timestamp"),
+    # buildah's and podman's own variable: the same setting means the same here
+    "format": ("BUILDAH_FORMAT", "format"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -123,6 +126,10 @@ def convert(key: str, value: object, where: str, base: Path | None = None) -> ob
     if kind == "progress" and value not in PROGRESS_MODES:
         raise ConfigError(
             f"{where}: '{key}' must be one of {', '.join(PROGRESS_MODES)}, not {value!r}"
+        )
+    if kind == "format" and value not in IMAGE_FORMATS:
+        raise ConfigError(
+            f"{where}: '{key}' must be one of {', '.join(IMAGE_FORMATS)}, not {value!r}"
         )
     if kind == "registry":
         from idpwrap.refs import parse_registry
@@ -222,6 +229,8 @@ class Config:
             return "auto"
         if key == "retry":
             return DEFAULT_RETRY
+        if key == "format":
+            return "oci"
         return None
 
     def tls(
@@ -387,6 +396,7 @@ def effective_settings(
     settings["progress"] = config.setting("progress")
     settings["retry"] = config.setting("retry")
     settings["timestamp"] = config.setting("timestamp")
+    settings["format"] = config.setting("format")
     return settings
 
 
@@ -404,6 +414,11 @@ def load() -> Config:
     if key not in _LOADED:
         _LOADED[key] = Config.load()
     return _LOADED[key]
+
+
+def image_format(flag: str | None) -> str:
+    """``--format``, else ``$BUILDAH_FORMAT``, else the file's ``format``, else oci."""
+    return str(load().setting("format", flag, "--format").value)
 
 
 def store_root(flag: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections import namedtuple
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from idpwrap import (
     timestamps,
 )
 from idpwrap.commands import notice, open_store
+from idpwrap.config import IMAGE_FORMATS, image_format
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
@@ -50,8 +52,8 @@ class BuildRequest(
     namedtuple(
         "BuildRequest",
         "context tags containerfile build_args target labels no_cache pull secrets platform"
-        " timestamp",
-        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None, None),
+        " timestamp format",
+        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None, None, "oci"),
     )
 ):
     """What to build: the options of ``idpwrap build``, checked and resolved."""
@@ -68,6 +70,7 @@ class BuildRequest(
     secrets: Sequence[tuple[str, Path]]
     platform: str | None
     timestamp: str | int | None  # "now", seconds, or None: SOURCE_DATE_EPOCH, git, fixed epoch
+    format: str  # oci, or docker (Docker v2 schema 2: keeps HEALTHCHECK, SHELL, ...)
 
 
 class BuildResult(namedtuple("BuildResult", "image reused")):
@@ -101,6 +104,7 @@ def run(
         isolation=buildah.isolation(),
         rootless=rootless.is_rootless(),
         build_time=(when.seconds, when.revision, when.url),
+        format=request.format,
     )
     tool_path = procs.child_environment()["PATH"]
     before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
@@ -146,9 +150,15 @@ def run(
                 ulimits=tuple(limits.buildah_ulimits("buildah")),
                 timestamp=when.seconds,
                 annotations=tuple(when.annotations()),
+                format=request.format,
             )
             layout = work / "layout"
-            argv = buildah.bud_argv(options, layout_reference(layout, scratch))
+            destination = layout_reference(layout, scratch)
+            if request.format == "docker":
+                name = buildah.DOCKER_BUILD_PREFIX + os.urandom(8).hex()
+                argv = buildah.bud_argv(options, name)
+            else:
+                argv = buildah.bud_argv(options, destination)
             log.debug("running %s", " ".join(argv))
             try:
                 with layercache.holding(storage, when.seconds, buildah.clear_cache):
@@ -160,6 +170,8 @@ def run(
             finally:
                 if isinstance(shown, buildlog.OutputFilter):
                     shown.flush()
+            if request.format == "docker":
+                buildah.copy_to_layout(storage, name, destination)
             image = store.add_layout(layout, tags)
     finally:
         store.release(work)
@@ -178,8 +190,6 @@ def run(
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:
     """One line for a failed build (``Containerfile:3: RUN false exited with status 1``),
     naming the log that keeps buildah's whole output."""
-    import os
-
     if not failed.output:
         return failed
     shown = os.path.relpath(containerfile)
@@ -242,6 +252,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " default: $SOURCE_DATE_EPOCH, else the git commit time of HEAD, else 0 (config key"
         " timestamp)",
     )  # fmt: skip
+    parser.add_argument(
+        "--format", choices=IMAGE_FORMATS,
+        help="the image's manifest format: oci, or docker (Docker v2, which keeps HEALTHCHECK,"
+        " SHELL, STOPSIGNAL and ONBUILD); default: $BUILDAH_FORMAT, else the config file's"
+        " format, else oci",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
 
 
@@ -284,6 +300,7 @@ def execute(args: argparse.Namespace) -> int:
         secrets=[buildah.parse_secret(secret) for secret in args.secret],
         platform=buildah.parse_platform(args.platform) if args.platform else None,
         timestamp=build_timestamp(args.timestamp),
+        format=image_format(args.format),
     )
     store = open_store(args)
 

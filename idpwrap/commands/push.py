@@ -145,6 +145,18 @@ def write_push_layout(directory: str | Path, store: Store, details: ImageDetails
     return layout
 
 
+def push_source(directory: str, store: Store, details: ImageDetails) -> str:
+    """The reference skopeo copies from: the pinned layout, or for a docker-format image a
+    ``dir:`` view (skopeo 1.9.3 reads only OCI manifests from a layout)."""
+    from idpwrap import dirview
+
+    if dirview.is_docker(details.image.descriptor):
+        blob_dir = os.path.join(store.location, "blobs", "sha256")
+        view = os.path.join(directory, "image")
+        return "dir:" + dirview.write(view, blob_dir, details.image.digest)
+    return f"oci:{write_push_layout(directory, store, details)}:{PUSH_LAYOUT_NAME}"
+
+
 def trusted_cert_dir(request: PushRequest, directory: str | Path | None) -> str | None:
     if request.cert_dir:
         if not os.path.isdir(request.cert_dir):
@@ -241,7 +253,7 @@ def run(
         succeeded = False
         try:
             with creds.temporary_auth_file(registry.host, credentials) as auth_fd:
-                layout = write_push_layout(work, store, details)
+                source = push_source(work, store, details)
                 options = skopeo.CopyOptions(
                     registry=registry,
                     authfile_fd=auth_fd,
@@ -250,9 +262,7 @@ def run(
                     cert_dir=trusted_cert_dir(request, work),
                     retry_times=request.retry,
                 )
-                argv = skopeo.copy_argv(
-                    f"oci:{layout}:{PUSH_LAYOUT_NAME}", f"docker://{destination.reference}", options
-                )
+                argv = skopeo.copy_argv(source, f"docker://{destination.reference}", options)
                 log.debug("running %s", " ".join(argv))
                 try:
                     _copy_with_one_more_try(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from idpwrap import buildah
 from idpwrap.buildah import BuildOptions, bud_argv, build, find_containerfile
 from idpwrap.errors import EXIT_FAILED, EXIT_USAGE, BuildFailed, ContextError
 
@@ -126,6 +127,16 @@ def test_bud_argv_isolation_from_the_environment(tmp_path, monkeypatch):
     argv = bud_argv(BuildOptions(tmp_path, tmp_path / "Containerfile"), DESTINATION)
     assert value_after(argv, "--isolation") == "oci"
     assert "chroot" not in argv
+
+
+def test_bud_argv_docker_format_goes_to_buildahs_storage_then_the_layout(tmp_path):
+    options = BuildOptions(tmp_path, tmp_path / "Containerfile", format="docker")
+    assert value_after(bud_argv(options, "localhost/idpwrap-build-1"), "--format") == "docker"
+    assert "--format" not in bud_argv(BuildOptions(tmp_path, tmp_path / "C"), DESTINATION)
+    push, remove = buildah.copy_to_layout_argvs(None, "localhost/idpwrap-build-1", DESTINATION)
+    assert push == ["buildah", "push", "--format", "v2s2", "--disable-compression=false",
+                    "--quiet", "localhost/idpwrap-build-1", DESTINATION]  # fmt: skip
+    assert remove == ["buildah", "rmi", "localhost/idpwrap-build-1"]
 
 
 def test_bud_argv_without_layers(tmp_path, monkeypatch):

@@ -50,6 +50,9 @@ def test_a_step_is_found_by_stage_and_number_with_continuations_and_comments():
     assert buildlog.line_of(text, buildlog.Step(1, 2, "RUN  four")) == (4, "RUN one two")
     assert buildlog.line_of(text, buildlog.Step(1, 3, "RUN four")) is None
     assert buildlog.line_of(text, buildlog.Step(1, 1, "RUN four")) is None
+    # a base's ONBUILD trigger: a step more in the stage, in no line of this file
+    assert buildlog.line_of(text, buildlog.Step(1, 2, "RUN four", 3)) is None
+    assert buildlog.line_of(text, buildlog.Step(1, 2, "RUN four", 2)) == (4, "RUN one two")
 
 
 def test_a_failure_before_any_step_keeps_buildahs_words_without_timestamps():

@@ -170,6 +170,16 @@ def test_flag_beats_environment_beats_file(tmp_path):
     assert config.setting("owner", registry_host=host) == Setting("from-env", "IDPWRAP_OWNER")
 
 
+def test_the_image_format_from_buildah_format_or_the_file(tmp_path):
+    assert load(tmp_path, "").setting("format") == Setting("oci", "default")
+    assert load(tmp_path, "format: docker\n").setting("format").value == "docker"
+    assert load(tmp_path, "format: docker\n", BUILDAH_FORMAT="oci").setting("format") == (
+        Setting("oci", "BUILDAH_FORMAT")
+    )
+    with pytest.raises(ConfigError, match="'format' must be one of oci, docker, not 'v2s2'"):
+        load(tmp_path, "", BUILDAH_FORMAT="v2s2").setting("format")
+
+
 def test_environment_values_are_checked(tmp_path):
     config = load(tmp_path, "", IDPWRAP_RETRY="lots")
     with pytest.raises(ConfigError, match="environment variable IDPWRAP_RETRY: 'retry' must be"):
