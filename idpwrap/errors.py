@@ -129,6 +129,43 @@ class RegistryUnreachable(IdpwrapError):
     exit_code = EXIT_NETWORK
 
 
+class BodyTooLarge(RegistryUnreachable):
+    """A proxy in front of the registry refused a request body as too large (HTTP 413): the
+    network path, not the registry, said no; retrying cannot help."""
+
+    @classmethod
+    def from_proxy(cls, host: str, size: int) -> BodyTooLarge:
+        refused = f"a layer of {human_size(size)} ({size} bytes)" if size else "a layer"
+        return cls(
+            f"the proxy in front of {host} refused {refused} with 413 Request Entity Too"
+            " Large: its body limit (ingress-nginx proxy-body-size; idpbuilder sets 1024m) is"
+            " smaller; raise it with the annotation nginx.ingress.kubernetes.io/proxy-body-size"
+            ' (e.g. "0" for no limit) on the registry\'s Ingress, or make the layer smaller'
+        )
+
+
+class OwnerNotFound(IdpwrapError):
+    """The registry has no user or organization of that name (Gitea answers 404)."""
+
+    exit_code = EXIT_NOT_FOUND
+
+    @classmethod
+    def on_gitea(cls, host: str, owner: str) -> OwnerNotFound:
+        return cls(
+            f"{host} has no user or organization {owner!r} (Gitea answered 404 Not found):"
+            f" create the organization {owner} in Gitea first, or push to an existing owner"
+            " with --owner (your user name, or an organization you may write to)"
+        )
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 class TlsNotTrusted(IdpwrapError):
     exit_code = EXIT_TLS
 

@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from idpwrap import log, tls
 from idpwrap.errors import AuthFailed, IdpwrapError, RegistryUnreachable, TlsNotTrusted
@@ -105,11 +106,20 @@ class Client:
         self.registry = registry
         self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
 
-    def get(self, url: str, authorization: str | None = None) -> _Response:
-        request = urllib.request.Request(url, headers={"User-Agent": "idpwrap"})
+    def get(
+        self,
+        url: str,
+        authorization: str | None = None,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+    ) -> _Response:
+        request = urllib.request.Request(
+            url, method=method, headers={"User-Agent": "idpwrap", **(headers or {})}
+        )
         if authorization:
             request.add_unredirected_header("Authorization", authorization)
-        log.debug("GET %s%s", url, " (with credentials)" if authorization else "")
+        log.debug("%s %s%s", method, url, " (with credentials)" if authorization else "")
         try:
             with self.opener.open(request, timeout=TIMEOUT_SECONDS) as response:
                 return _Response(response.status, response.headers, response.read(1 << 20))
@@ -151,6 +161,15 @@ def basic_authorization(username: str, secret: str) -> str:
     return f"Basic {pair}"
 
 
+class Verified(NamedTuple):
+    """How the registry took the credentials, its challenge, and the token it issued."""
+
+    how: str  # "basic", "bearer" or "none"
+    challenge: Challenge | None
+    token: str
+    client: Client
+
+
 def verify_credentials(
     registry: Registry,
     username: str,
@@ -162,11 +181,32 @@ def verify_credentials(
 ) -> str:
     """Check ``username`` and ``secret`` with the registry; return how ("basic", "bearer", or
     "none" when the registry asks for no credentials). AuthFailed if it refuses them."""
+    return check_credentials(
+        registry, username, secret, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir
+    ).how
+
+
+def client_for(
+    registry: Registry, insecure: bool, ca_file: Path | None, cert_dir: Path | None
+) -> Client:
     context = None if registry.plain_http else ssl_context(registry, insecure, ca_file, cert_dir)
-    client = Client(registry, context)
+    return Client(registry, context)
+
+
+def check_credentials(
+    registry: Registry,
+    username: str,
+    secret: str,
+    *,
+    insecure: bool = False,
+    ca_file: Path | None = None,
+    cert_dir: Path | None = None,
+) -> Verified:
+    """As ``verify_credentials``, keeping the challenge and the token for a closer look."""
+    client = client_for(registry, insecure, ca_file, cert_dir)
     ping = client.get(f"{registry.url}/v2/")
     if ping.status == 200:
-        return "none"
+        return Verified("none", None, "", client)
     if ping.status != 401:
         raise RegistryError(
             f"{registry.host} answered GET /v2/ with HTTP {ping.status}: is it a container"
@@ -175,12 +215,12 @@ def verify_credentials(
     challenges = parse_challenges(ping.headers.get("WWW-Authenticate", ""))
     schemes = {challenge.scheme: challenge for challenge in challenges}
     if "bearer" in schemes:
-        _bearer(client, schemes["bearer"], username, secret)
-        return "bearer"
+        token = _bearer(client, schemes["bearer"], username, secret)
+        return Verified("bearer", schemes["bearer"], token, client)
     if "basic" in schemes:
         answer = client.get(f"{registry.url}/v2/", basic_authorization(username, secret))
         if answer.status == 200:
-            return "basic"
+            return Verified("basic", schemes["basic"], "", client)
         if answer.status in (401, 403):
             raise AuthFailed(
                 f"{registry.host} refused the credentials for {username}: check the username"
@@ -195,7 +235,7 @@ def verify_credentials(
     )
 
 
-def _bearer(client: Client, challenge: Challenge, username: str, secret: str) -> None:
+def _bearer(client: Client, challenge: Challenge, username: str, secret: str) -> str:
     registry = client.registry
     realm = challenge.params.get("realm", "")
     parsed = urllib.parse.urlsplit(realm)
@@ -230,7 +270,7 @@ def _bearer(client: Client, challenge: Challenge, username: str, secret: str) ->
         raise RegistryError(f"the token service {realm} answered without a token")
     check = client.get(f"{registry.url}/v2/", f"Bearer {token}")
     if check.status == 200:
-        return
+        return token
     if check.status in (401, 403):
         raise AuthFailed(
             f"{registry.host} issued a token for {username} but refused it on GET /v2/: check"

@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 from idpwrap import procs
 from idpwrap.errors import (
     AuthFailed,
+    BodyTooLarge,
     IdpwrapError,
+    OwnerNotFound,
     PushFailed,
     RegistryUnreachable,
     TlsNotTrusted,
@@ -26,6 +28,9 @@ ANONYMOUS_TRIED = (
     "--username with --password-stdin, GITEA_USERNAME with GITEA_TOKEN or GITEA_PASSWORD,"
     " REGISTRY_USERNAME with REGISTRY_PASSWORD"
 )
+# Gitea's ctx.NotFound for an owner that does not exist, as skopeo 1.9.3 quotes it: "initiating
+# layer upload to /v2/nosuch/hello/blobs/uploads/ in HOST: StatusCode: 404, Not found.\n"
+UNKNOWN_OWNER = re.compile(r"/v2/([^/\s]+)/\S* in \S+: StatusCode: 404, Not found\.")
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
 # In skopeo's words: the token endpoint refused the credentials ...
 REFUSED_MARKERS = ("invalid username/password", "unable to retrieve auth token")
@@ -97,6 +102,17 @@ def fatal_message(stderr: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
+def refusal_is_unclear(stderr: str) -> bool:
+    """A plain "unauthorized" after a token was issued: wrong credentials on a registry that
+    checks them per request, or (Gitea) an account or token that may not write there."""
+    lowered = fatal_message(stderr).lower()
+    return (
+        any(marker in lowered for marker in AUTH_MARKERS)
+        and not any(marker in lowered for marker in REFUSED_MARKERS)
+        and not any(marker in lowered for marker in DENIED_MARKERS)
+    )
+
+
 def classify_failure(
     stderr: str,
     exit_code: int,
@@ -106,16 +122,24 @@ def classify_failure(
     username: str = "",
     repository: str = "",
     tried: Sequence[str] = (),
+    pending_size: int = 0,
 ) -> IdpwrapError:
     """Turn skopeo's failure into the error a user can act on.
 
     ``credentials_source`` is empty for an anonymous push, whose message then lists ``tried``
     (the sources looked at). ``username`` and ``repository`` make a refused push say who may
-    not push where.
+    not push where; ``pending_size`` is the largest blob not yet uploaded (a body the proxy
+    refused).
     """
     message = fatal_message(stderr)
     lowered = message.lower()
     host = registry.host
+    # ingress-nginx's HTML 413 page: "uploading layer chunked: StatusCode: 413, <html>..."
+    if "statuscode: 413" in lowered and ("<html" in lowered or "entity too large" in lowered):
+        return BodyTooLarge.from_proxy(host, pending_size)
+    unknown_owner = UNKNOWN_OWNER.search(message)
+    if unknown_owner:
+        return OwnerNotFound.on_gitea(host, unknown_owner.group(1))
     if "x509:" in lowered or ("certificate" in lowered and "verify" in lowered):
         return TlsNotTrusted(
             f"the TLS certificate of {host} is not trusted ({_tail(message)}): pass --ca-file"

@@ -218,11 +218,40 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
             else:
                 self.send(405)
             return
+        if path == "/api/v1/user" and self.command == "GET":
+            self.discard_body()
+            self.api_user()
+            return
         if not path.startswith("/v2/"):
             self.discard_body()
             self.plain(404, "Not found.\n")
             return
         self.container(path[len("/v2/") :])
+
+    def api_user(self) -> None:
+        """routers/api/v1/api.go: GET /api/v1/user (user.GetAuthenticatedUser) needs a signed-in
+        user; a token needs the read:user scope (tokenRequiresScopes), which package tokens lack."""
+        basic = self.headers.get("Authorization", "").lower().startswith("basic ")
+        if self.doer is None or self.doer["id"] == GHOST_ID or not basic:
+            body = {"message": "token is required", "url": self.api_url()}
+            self.send(401, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        elif self.scope != "all":
+            message = (
+                "token does not have at least one of required scope(s), required=[read:user],"
+                f" token scope={self.scope}"
+            )
+            body = {"message": message, "url": self.api_url()}
+            self.send(403, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        else:
+            user = {
+                "id": self.doer["id"],
+                "login": self.doer["name"],
+                "is_admin": self.doer["admin"],
+            }
+            self.send(200, json.dumps(user).encode(), {"Content-Type": "application/json"})
+
+    def api_url(self) -> str:
+        return f"https://{self.headers.get('Host', '')}/api/swagger"
 
     def discard_body(self) -> None:
         for _ in self.body_chunks():

@@ -21,7 +21,14 @@ from idpwrap.commands import (
     password_argument_refused,
     refuse_password_argument,
 )
-from idpwrap.errors import ImageNotFound, PushFailed, RegistryUnreachable, UsageError
+from idpwrap.errors import (
+    AuthFailed,
+    BodyTooLarge,
+    ImageNotFound,
+    PushFailed,
+    RegistryUnreachable,
+    UsageError,
+)
 from idpwrap.refs import (
     DEFAULT_REGISTRY,
     Destination,
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
+    from idpwrap import gitea
     from idpwrap.display import ProgressView
     from idpwrap.progress import PushProgress
 
@@ -213,6 +221,17 @@ class _LiveProgress:
             self.view.update(self.progress, self.progress.finish())
         self.view.close(self.progress, succeeded)
 
+    def pending_size(self) -> int:
+        """The largest layer the registry did not have already: the one a proxy's body limit
+        refuses first (its bar may read "done": skopeo sent it all before the answer came)."""
+        layers = [int(layer["size"]) for layer in self.details.manifest.get("layers") or []]
+        if self.progress is not None:
+            from idpwrap.progress import BlobState
+
+            sent = [b for b in self.progress.blobs if b.state is not BlobState.SKIPPED]
+            layers = [blob.total for blob in sent if blob.kind == "blob"] or layers
+        return max(layers, default=0)
+
     def pushed(self, reference: str, digest: str) -> None:
         if self.view is not None:
             self.view.pushed(reference, digest)
@@ -246,6 +265,7 @@ def run(
             )
         if request.insecure and not registry.plain_http:
             notice(f"TLS verification is off for {registry.host} (--insecure)")
+        lowered_tag = _gitea_lowercases(request, destination, notice)
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
         live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
@@ -275,6 +295,12 @@ def run(
                     pushed_digest = digestfile.read().strip()
         finally:
             remove_tree(work)
+        if lowered_tag and credentials:
+            from idpwrap import gitea
+
+            destination = gitea.check_lowercased_tag(
+                destination, credentials, image.digest, _tls_of(request)
+            )
         if pushed_digest != image.digest:
             raise PushFailed(
                 f"the registry stored {destination.reference} as {pushed_digest}, but the local"
@@ -311,10 +337,51 @@ def _copy_with_one_more_try(
             username=credentials.username if credentials else "",
             repository=destination.repository if destination else "",
             tried=tried or (),
+            pending_size=live.pending_size(),
         )
-        if attempt == attempts or not isinstance(error, RegistryUnreachable):
+        if isinstance(error, AuthFailed) and credentials and destination:
+            error = _closer_look(error, finished.stderr, request, credentials, destination)
+        if (
+            attempt == attempts
+            or not isinstance(error, RegistryUnreachable)
+            or isinstance(error, BodyTooLarge)
+        ):
             raise error
         notice(f"{error}; trying once more")
+
+
+def _tls_of(request: PushRequest) -> gitea.Tls:
+    from pathlib import Path
+
+    from idpwrap import gitea
+
+    cert_dir = Path(request.cert_dir) if request.cert_dir else None
+    ca_file = Path(request.ca_file) if request.ca_file else None
+    return gitea.Tls(bool(request.insecure), ca_file, cert_dir)
+
+
+def _gitea_lowercases(
+    request: PushRequest, destination: Destination, notice: Callable[[str], None]
+) -> bool:
+    if destination.tag == destination.tag.lower():
+        return False  # the common case pays nothing
+    from idpwrap import gitea
+
+    return gitea.announce_lowercased_tag(destination, _tls_of(request), notice)
+
+
+def _closer_look(
+    error: AuthFailed,
+    stderr: str,
+    request: PushRequest,
+    credentials: creds.Credentials,
+    destination: Destination,
+) -> AuthFailed:
+    if not skopeo.refusal_is_unclear(stderr) or credentials.identity_token:
+        return error
+    from idpwrap import gitea
+
+    return gitea.explain_refused_push(credentials, destination, _tls_of(request)) or error
 
 
 def push_all_tags(

@@ -240,3 +240,42 @@ def test_anything_else_is_push_failed_with_skopeo_reason():
     assert error.exit_code == EXIT_FAILED == 1
     assert "exit code 2" in str(error)
     assert "manifest blob unknown" in str(error)
+
+
+# skopeo 1.9.3's own words for Gitea 1.24.3's answers, seen against the Gitea mode.
+GITEA_TEXTS = {
+    "unknown_owner": 'time="x" level=fatal msg="writing blob: initiating layer upload to'
+    ' /v2/nosuch/hello/blobs/uploads/ in 127.0.0.1:5000: StatusCode: 404, Not found.\\n"',
+    "body_limit": 'time="x" level=fatal msg="writing blob: uploading layer chunked: StatusCode:'
+    ' 413, <html>\\r\\n<head><title>413 Request Entity Too Large<..."',
+    "no_permission": 'time="x" level=fatal msg="writing blob: initiating layer upload to'
+    ' /v2/platform/app/blobs/uploads/ in 127.0.0.1:5000: unauthorized: authentication required"',
+    "wrong_password": 'time="x" level=fatal msg="trying to reuse blob sha256:aa at destination:'
+    " unable to retrieve auth token: invalid username/password: unauthorized: authentication"
+    ' required"',
+}
+
+
+def test_gitea_unknown_owner_is_not_found():
+    from idpwrap.errors import OwnerNotFound
+
+    error = classify_failure(GITEA_TEXTS["unknown_owner"], 1, HTTPS, ENV_SOURCE)
+    assert isinstance(error, OwnerNotFound)
+    assert "no user or organization 'nosuch'" in str(error)
+
+
+def test_ingress_413_names_the_size_and_the_annotation():
+    from idpwrap.errors import BodyTooLarge
+
+    error = classify_failure(GITEA_TEXTS["body_limit"], 1, HTTPS, ENV_SOURCE, pending_size=2048)
+    assert isinstance(error, BodyTooLarge) and isinstance(error, RegistryUnreachable)
+    assert "2.0 KiB (2048 bytes)" in str(error)
+    assert "nginx.ingress.kubernetes.io/proxy-body-size" in str(error)
+
+
+def test_only_a_plain_unauthorized_after_a_token_is_unclear():
+    from idpwrap.skopeo import refusal_is_unclear
+
+    assert refusal_is_unclear(GITEA_TEXTS["no_permission"])
+    assert not refusal_is_unclear(GITEA_TEXTS["wrong_password"])
+    assert not refusal_is_unclear('level=fatal msg="denied: requested access is denied"')

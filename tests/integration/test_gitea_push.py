@@ -1,0 +1,138 @@
+"""idpwrap against the Gitea mode: owners, orgs, permissions, scopes, tags, the ingress limit.
+
+All pushes share the session's prebuilt store (``hello:v1``); nothing here builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from .helpers import Cli, store_digests, tag_digest
+
+pytestmark = pytest.mark.integration
+
+EXIT_AUTH, EXIT_NOT_FOUND, EXIT_NETWORK = 4, 3, 5
+
+
+def push(cli: Cli, gitea, user: str, kind: str, *args: str):
+    """``idpwrap push`` with ``user``'s secret of ``kind`` in GITEA_USERNAME/GITEA_TOKEN."""
+    return cli.run(
+        "push", "--registry", gitea.url, *gitea.tls_options(), "--progress", "none", *args,
+        credentials=(user, gitea.secret(user, kind)),
+    )  # fmt: skip
+
+
+def only_error(result) -> str:
+    lines = result.error_lines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["password", "token"])
+def test_plan_push_as_gitea_admin(prebuilt_copy: Cli, prebuilt, gitea_registry, kind) -> None:
+    """The plan's push and check: giteaAdmin/hello:TAG lands under giteaadmin, as listed."""
+    tag = f"plan-{kind}"
+    assert prebuilt_copy.run("tag", "hello:v1", f"hello:{tag}").returncode == 0
+    result = push(prebuilt_copy, gitea_registry, "giteaAdmin", kind, f"giteaAdmin/hello:{tag}")
+    assert result.returncode == 0, result.describe()
+    digest = prebuilt.hello.digest
+    assert f"Pushed {gitea_registry.host}/giteaadmin/hello:{tag}@{digest}" in result.stdout
+    client = gitea_registry.client()
+    assert tag in client.tags("giteaadmin/hello")
+    manifest = client.manifest("giteaadmin/hello", tag)
+    assert "sha256:" + hashlib.sha256(manifest.body).hexdigest() == digest
+
+
+def test_org_pushes_by_admin_and_member(prebuilt_cli: Cli, prebuilt, gitea_registry) -> None:
+    gitea, digest = gitea_registry, prebuilt.hello.digest
+    by_owner = push(prebuilt_cli, gitea, "giteaAdmin", "token", "--owner", "platform", "hello:v1")
+    assert by_owner.returncode == 0, by_owner.describe()
+    assert f"{gitea.host}/platform/hello:v1@{digest}" in by_owner.stdout
+    explicit = push(
+        prebuilt_cli, gitea, "giteaAdmin", "password", "hello:v1", f"{gitea.host}/platform/app:v2"
+    )
+    assert explicit.returncode == 0, explicit.describe()
+    member = push(
+        prebuilt_cli,
+        gitea,
+        "developer",
+        "token",
+        "--owner",
+        "platform",
+        "hello:v1",
+        "platform/dev:v1",
+    )
+    assert member.returncode == 0, member.describe()
+    client = gitea.client("developer")
+    assert client.tags("platform/app") == ["v2"]
+    assert client.tags("platform/dev") == ["v1"]
+
+
+def test_outsider_into_org_is_told_it_may_not_write(prebuilt_cli: Cli, gitea_registry) -> None:
+    result = push(
+        prebuilt_cli, gitea_registry, "outsider", "password", "--owner", "platform", "hello:v1"
+    )
+    assert result.returncode == EXIT_AUTH
+    message = only_error(result)
+    assert "accepted the credentials" in message
+    assert "Gitea user outsider" in message
+    assert "may not write to platform" in message
+    assert "check the username" not in message
+
+
+def test_unknown_owner_says_so(prebuilt_cli: Cli, gitea_registry) -> None:
+    result = push(
+        prebuilt_cli, gitea_registry, "giteaAdmin", "token", "--owner", "nosuchorg", "hello:v1"
+    )
+    assert result.returncode == EXIT_NOT_FOUND
+    message = only_error(result)
+    assert "no user or organization 'nosuchorg'" in message
+    assert "create the organization nosuchorg" in message and "--owner" in message
+
+
+def test_read_token_names_the_write_scope(prebuilt_cli: Cli, gitea_registry) -> None:
+    result = push(prebuilt_cli, gitea_registry, "developer", "read_token", "hello:v1")
+    assert result.returncode == EXIT_AUTH
+    message = only_error(result)
+    assert "scope is read:package" in message and "write:package" in message
+
+
+def test_wrong_token_still_means_check_the_credentials(prebuilt_cli: Cli, gitea_registry) -> None:
+    result = prebuilt_cli.run(
+        "push", "--registry", gitea_registry.url, *gitea_registry.tls_options(), "hello:v1",
+        credentials=("giteaAdmin", "0" * 40),
+    )  # fmt: skip
+    assert result.returncode == EXIT_AUTH
+    assert "refused the credentials" in only_error(result)
+
+
+def test_tag_with_capitals_is_checked_lowercased(
+    prebuilt_copy: Cli, prebuilt, gitea_registry
+) -> None:
+    assert prebuilt_copy.run("tag", "hello:v1", "hello:V1.0-RC1").returncode == 0
+    result = push(prebuilt_copy, gitea_registry, "giteaAdmin", "token", "hello:V1.0-RC1")
+    assert result.returncode == 0, result.describe()
+    assert "Gitea stores tags lowercased: 'V1.0-RC1' is kept as 'v1.0-rc1'" in result.stderr
+    host, digest = gitea_registry.host, prebuilt.hello.digest
+    assert f"Pushed {host}/giteaadmin/hello:v1.0-rc1@{digest}" in result.stdout
+    assert "v1.0-rc1" in gitea_registry.client().tags("giteaadmin/hello")
+
+
+def test_layer_over_the_ingress_limit(prebuilt_cli: Cli, prebuilt, small_gitea_registry) -> None:
+    """hello's largest layer is just over 1 MiB, the fixture's proxy-body-size."""
+    before = store_digests(prebuilt.store)
+    result = push(prebuilt_cli, small_gitea_registry, "giteaAdmin", "token", "hello:v1")
+    assert result.returncode == EXIT_NETWORK
+    message = only_error(result)
+    largest = max(size for _, size in prebuilt.hello.layers)
+    assert largest > 1024 * 1024
+    assert f"({largest} bytes)" in message
+    assert "413 Request Entity Too Large" in message
+    assert "proxy-body-size" in message
+    assert "nginx.ingress.kubernetes.io/proxy-body-size" in message
+    assert "trying once more" not in result.stderr  # a refusal, not a flaky network
+    assert store_digests(prebuilt.store) == before
+    assert tag_digest(prebuilt.store, "hello:v1") == prebuilt.hello.digest
