@@ -265,6 +265,12 @@ def run(
             )
         if request.insecure and not registry.plain_http:
             notice(f"TLS verification is off for {registry.host} (--insecure)")
+        elif registry.plain_http and _answers_tls(registry.host):
+            notice(
+                f"TLS verification is off for {registry.host}: it answers TLS, and with"
+                f" {registry.url} skopeo uses it unverified; use https://{registry.host}"
+                " (with --ca-file for a private CA) to verify it"
+            )
         lowered_tag = _gitea_lowercases(request, destination, notice)
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
@@ -310,6 +316,12 @@ def run(
         return PushResult(destination.reference, pushed_digest, details.size)
 
 
+def _answers_tls(host: str) -> bool:
+    from idpwrap.tlsprobe import answers_tls
+
+    return answers_tls(host)
+
+
 def _copy_with_one_more_try(
     argv: list[str],
     options: skopeo.CopyOptions,
@@ -347,6 +359,8 @@ def _copy_with_one_more_try(
             or isinstance(error, BodyTooLarge)
         ):
             raise error
+        if "no such host" in finished.stderr.lower():
+            raise error  # a name that does not resolve will not resolve a second later
         notice(f"{error}; trying once more")
 
 
@@ -404,11 +418,27 @@ def push_all_tags(
     else:
         raise ImageNotFound.in_store(f"{request.source}:*", str(store.root), [])
     results = []
+    said: set[str] = set()
+
+    def once(message: str) -> None:
+        """A notice about the push (an owner lowercased, TLS off) once, not once per tag."""
+        if message not in said:
+            said.add(message)
+            notice(message)
+
     for tag in tags:
         destination = f"{request.destination}:{tag}" if request.destination else None
         tagged = request._replace(source=f"{request.source}:{tag}", destination=destination)
-        results.append(run(store, tagged, make_view, notice))
+        results.append(run(store, tagged, make_view, once))
     return results
+
+
+def digestfile_text(results: list[PushResult]) -> str:
+    """The digest alone for one image (as podman writes it); ``REFERENCE DIGEST`` lines for
+    several, so that each digest says which tag it belongs to."""
+    if len(results) == 1:
+        return f"{results[0].digest}\n"
+    return "".join(f"{result.reference} {result.digest}\n" for result in results)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -444,7 +474,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all-tags", action="store_true", help="push every tag of SOURCE's repository"
     )
-    parser.add_argument("--digestfile", metavar="FILE", help="write the pushed digest to FILE")
+    parser.add_argument(
+        "--digestfile", metavar="FILE",
+        help="write the pushed digest to FILE (with --all-tags: REFERENCE DIGEST lines)",
+    )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true", help='print {"reference", "digest", "size"} on stdout'
     )
@@ -502,13 +535,21 @@ def execute(args: argparse.Namespace) -> int:
         return display.make_view(mode, label)
 
     store = open_store(args)
-    if args.all_tags:
-        results = push_all_tags(store, request, make_view, notice)
-    else:
-        results = [run(store, request, make_view, notice)]
+    try:
+        if args.all_tags:
+            results = push_all_tags(store, request, make_view, notice)
+        else:
+            results = [run(store, request, make_view, notice)]
+    except RegistryUnreachable as error:
+        if settings["registry"].source != "default":
+            raise
+        raise RegistryUnreachable(
+            f"{error} ({DEFAULT_REGISTRY} is idpwrap's built-in default, idpbuilder's Gitea:"
+            " start idpbuilder, or name the registry with --registry or IDPWRAP_REGISTRY)"
+        ) from error
     if args.digestfile:
         try:
-            _write(args.digestfile, "".join(f"{r.digest}\n" for r in results).encode())
+            _write(args.digestfile, digestfile_text(results).encode())
         except OSError as error:
             raise UsageError(
                 f"cannot write --digestfile {args.digestfile}: {error.strerror}; the push itself"

@@ -266,6 +266,59 @@ def test_push_says_it_lowercased_the_owner(capsys, seeded, no_tools):
     assert "idpwrap: owner 'giteaAdmin' lowercased to 'giteaadmin'" in err
 
 
+@pytest.fixture
+def skopeo_without_dns(tmp_path, monkeypatch):
+    """A skopeo that fails as a name lookup does, and counts its runs."""
+    bin_dir = tmp_path / "dns-bin"
+    bin_dir.mkdir()
+    runs = tmp_path / "skopeo-runs"
+    script = bin_dir / "skopeo"
+    script.write_text(
+        f'#!/bin/sh\necho run >> {runs}\necho \'time="x" level=fatal msg="trying to reuse'
+        " blob: pinging container registry gitea.cnoe.localtest.me:8443: Get"
+        ' \\"https://gitea.cnoe.localtest.me:8443/v2/\\": dial tcp: lookup'
+        " gitea.cnoe.localtest.me: no such host\"' >&2\nexit 1\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return runs
+
+
+def test_push_names_the_default_registry_and_does_not_retry_a_dns_failure(
+    capsys, seeded, skopeo_without_dns, monkeypatch
+):
+    monkeypatch.setenv("GITEA_USERNAME", "giteaAdmin")
+    monkeypatch.setenv("GITEA_TOKEN", "not-used")
+    code, _, err = run(capsys, "push", "--store", str(seeded.root), "--progress", "none",
+                       "myapp:v1.0.0")  # fmt: skip
+    assert code == 5
+    line = assert_one_error_line(err.splitlines()[-1])
+    assert "no such host" in line
+    assert "https://gitea.cnoe.localtest.me:8443 is idpwrap's built-in default" in line
+    assert "--registry" in line
+    assert "trying once more" not in err
+    assert skopeo_without_dns.read_text() == "run\n", "a name that does not resolve: one run"
+
+
+def test_push_with_a_registry_given_does_not_call_it_the_default(
+    capsys, seeded, skopeo_without_dns, monkeypatch
+):
+    monkeypatch.setenv("IDPWRAP_REGISTRY", "https://gitea.cnoe.localtest.me:8443")
+    code, _, err = run(capsys, "push", "--store", str(seeded.root), "--progress", "none",
+                       "--owner", "team", "myapp:v1.0.0")  # fmt: skip
+    assert code == 5
+    assert "built-in default" not in err
+
+
+def test_digestfile_text_names_the_reference_for_several_images():
+    from idpwrap.commands.push import PushResult, digestfile_text
+
+    one = PushResult("h/o/a:v1", "sha256:" + "1" * 64, 1)
+    two = PushResult("h/o/a:v2", "sha256:" + "2" * 64, 1)
+    assert digestfile_text([one]) == f"{one.digest}\n"
+    assert digestfile_text([one, two]) == f"h/o/a:v1 {one.digest}\nh/o/a:v2 {two.digest}\n"
+
+
 def test_push_insecure_says_so(capsys, seeded, no_tools):
     code, _, err = run(capsys, "push", "--store", str(seeded.root), "--registry",
                        "gitea.example:8443", "--insecure", "--progress", "none",
