@@ -210,7 +210,9 @@ def human(size: float) -> str:
     return f"{size:.1f} GiB"
 
 
-def registry_probe(url: str, insecure: bool, ca_file: str | None, where: str) -> Check:
+def registry_probe(
+    url: str, insecure: bool, ca_file: str | None, where: str, cert_dir: str | None = None
+) -> Check:
     """``GET /v2/``: reachable, TLS trusted, a registry (200, or 401 with a challenge)."""
     import ssl
     import urllib.error
@@ -221,6 +223,8 @@ def registry_probe(url: str, insecure: bool, ca_file: str | None, where: str) ->
         from idpwrap import tls
 
         context = tls.unverified_context() if insecure else tls.client_context(ca_file)
+        for crt in sorted(Path(cert_dir).glob("*.crt")) if cert_dir and not insecure else ():
+            context.load_verify_locations(cafile=str(crt))
     request = urllib.request.Request(f"{url}/v2/", headers={"User-Agent": "idpwrap-doctor"})
     tls_fix = (
         "trust its CA: --ca-file PEM, or ca_file: in the config file (registries: HOST:"
@@ -263,10 +267,14 @@ def registry_probe(url: str, insecure: bool, ca_file: str | None, where: str) ->
     )  # fmt: skip
 
 
-def registry_and_credentials(registry: str | None) -> list[Check]:
-    from idpwrap import config, creds
+def registry_and_credentials(
+    registry: str | None, tls: TlsFlags | None = None, authfile: str | None = None
+) -> list[Check]:
+    """The registry a push would use, and its credentials tried against it (credcheck)."""
+    from idpwrap import config, credcheck, creds
     from idpwrap.refs import parse_registry
 
+    tls = tls or TlsFlags()
     try:
         settings = config.effective_settings(config.load(), registry)
         chosen = parse_registry(str(settings["registry"].value))
@@ -274,13 +282,12 @@ def registry_and_credentials(registry: str | None) -> list[Check]:
         return [Check("config", ERROR, str(error), "fix the config file or the flag")]
     source = settings["registry"].source
     where = "default" if source == "default" else f"from {source}"
-    checks = [
-        registry_probe(
-            chosen.url, bool(settings["insecure"].value), settings["ca_file"].value, where
-        )
-    ]
+    insecure = tls.insecure if tls.insecure is not None else bool(settings["insecure"].value)
+    ca_file = tls.ca_file or settings["ca_file"].value
+    probe = registry_probe(chosen.url, insecure, ca_file, where, tls.cert_dir)
+    checks = [probe]
     try:
-        found = creds.resolve(chosen.host)
+        found = creds.resolve(chosen.host, authfile=authfile)
     except IdpwrapError as error:
         checks.append(Check("credentials", ERROR, str(error), "see the message"))
         return checks
@@ -293,11 +300,24 @@ def registry_and_credentials(registry: str | None) -> list[Check]:
                 "idpwrap login, or set GITEA_USERNAME and GITEA_TOKEN",
             )
         )
-    else:
+    elif probe.status == ERROR:
         checks.append(
-            Check("credentials", OK, f"{found.source} (user {found.username}) for {chosen.host}")
-        )
+            Check("credentials", WARNING, f"{found.source} (user {found.username}): not tried,"
+                  f" {chosen.host} is not usable", "fix the registry check first")
+        )  # fmt: skip
+    else:
+        choice = credcheck.TlsChoice(insecure, ca_file, tls.cert_dir)
+        checks.append(credcheck.check(chosen, found, choice))
     return checks
+
+
+class TlsFlags(namedtuple("TlsFlags", "insecure ca_file cert_dir", defaults=(None, None, None))):
+    """doctor's --insecure/--tls-verify, --ca-file and --cert-dir (None: not given)."""
+
+    __slots__ = ()
+    insecure: bool | None
+    ca_file: str | None
+    cert_dir: str | None
 
 
 def config_file() -> Check:
@@ -312,7 +332,12 @@ def config_file() -> Check:
     return Check("config", OK, f"{loaded.path} is valid")
 
 
-def run_all(registry: str | None = None, store: str | None = None) -> list[Check]:
+def run_all(
+    registry: str | None = None,
+    store: str | None = None,
+    tls: TlsFlags | None = None,
+    authfile: str | None = None,
+) -> list[Check]:
     """Every check, in the order a build and then a push meet them."""
     from idpwrap import config
 
@@ -332,7 +357,7 @@ def run_all(registry: str | None = None, store: str | None = None) -> list[Check
         (resource_limits, "limits"),
         (storage, "storage"),
         (store_checks, "store"),
-        (lambda: registry_and_credentials(registry), "registry"),
+        (lambda: registry_and_credentials(registry, tls, authfile), "registry"),
     ):
         checks += guard(check, name)
     return checks

@@ -59,6 +59,14 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
 
 
+def add_authfile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--authfile", metavar="FILE",
+        help="read credentials from this auth.json (default: $REGISTRY_AUTH_FILE, podman's and"
+        " docker's auth files)",
+    )  # fmt: skip
+
+
 def parse_bool(text: str) -> bool:
     """true/1/yes or false/0/no, for --tls-verify=BOOL."""
     lowered = text.lower()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 
 from idpwrap import doctor
+from idpwrap.commands import add_authfile_argument, add_tls_arguments
 from idpwrap.errors import EXIT_FAILED
 
 TYPE_CHECKING = False
@@ -22,11 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check this registry (default: the one a push would use: $IDPWRAP_REGISTRY, the"
         " config file's, else idpbuilder's Gitea)",
     )  # fmt: skip
+    add_tls_arguments(parser)
+    add_authfile_argument(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def execute(args: argparse.Namespace) -> int:
-    checks = doctor.run_all(args.registry, args.store)
+    from idpwrap.errors import UsageError
+
+    for flag, path, exists in (
+        ("--ca-file", args.ca_file, os.path.isfile),
+        ("--cert-dir", args.cert_dir, os.path.isdir),
+        ("--authfile", args.authfile, os.path.isfile),
+    ):
+        if path and not exists(path):
+            raise UsageError(f"{flag} {path} does not exist")
+    insecure = None  # not given: the config file decides
+    if args.insecure or args.tls_verify is not None:
+        insecure = args.insecure or not args.tls_verify
+    tls = doctor.TlsFlags(insecure, args.ca_file, args.cert_dir)
+    checks = doctor.run_all(args.registry, args.store, tls, args.authfile)
     errors = sum(1 for check in checks if check.status == doctor.ERROR)
     warnings = sum(1 for check in checks if check.status == doctor.WARNING)
     if args.json:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from idpwrap import creds, log, skopeo
 from idpwrap.commands import (
+    add_authfile_argument,
     add_tls_arguments,
     notice,
     open_store,
@@ -466,11 +467,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password or token from stdin"
     )
-    parser.add_argument(
-        "--authfile", metavar="FILE",
-        help="read credentials from this auth.json (default: $REGISTRY_AUTH_FILE, podman's and"
-        " docker's auth files)",
-    )  # fmt: skip
+    add_authfile_argument(parser)
     parser.add_argument(
         "--all-tags", action="store_true", help="push every tag of SOURCE's repository"
     )

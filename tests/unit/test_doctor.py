@@ -200,7 +200,7 @@ def test_plain_http_registry_named_https(server):
 
 
 def stub_checks(monkeypatch, checks):
-    monkeypatch.setattr(doctor, "run_all", lambda registry=None, store=None: checks)
+    monkeypatch.setattr(doctor, "run_all", lambda registry=None, store=None, *_: checks)
 
 
 def test_command_text_and_exit_code(monkeypatch, capsys):
@@ -239,11 +239,24 @@ def test_credentials_are_named_never_shown(monkeypatch, tmp_path, server):
     monkeypatch.setenv("GITEA_USERNAME", "giteaAdmin")
     monkeypatch.setenv("GITEA_TOKEN", "tok-3f9a-secret")
     monkeypatch.setenv("HOME", str(tmp_path))
+    Handler.status, Handler.challenge = 200, ""  # a registry that asks for no credentials
     checks = doctor.registry_and_credentials(server)
     assert checks[0].status == OK, checks[0]
     assert checks[1] == Check(
         "credentials",
         OK,
-        f"environment (GITEA_USERNAME, GITEA_TOKEN) (user giteaAdmin) for {server[7:]}",
+        f"environment (GITEA_USERNAME, GITEA_TOKEN) (user giteaAdmin): {server[7:]} asks for none",
     )
+    assert "tok-3f9a-secret" not in repr(checks)
+
+
+def test_credentials_are_tried_for_real(monkeypatch, tmp_path, server):
+    """The token service cannot be reached (port 1 of the loopback): an error, not "ok"."""
+    Handler.challenge = 'Bearer realm="http://127.0.0.1:1/v2/token",service="container_registry"'
+    monkeypatch.setenv("IDPWRAP_NO_KEYRING", "1")
+    monkeypatch.setenv("GITEA_USERNAME", "giteaAdmin")
+    monkeypatch.setenv("GITEA_TOKEN", "tok-3f9a-secret")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    checks = doctor.registry_and_credentials(server)
+    assert checks[1].status == ERROR, checks[1]
     assert "tok-3f9a-secret" not in repr(checks)
