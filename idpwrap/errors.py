@@ -82,6 +82,16 @@ class ImageNotFound(IdpwrapError):
 class StoreError(IdpwrapError):
     exit_code = EXIT_STORE
 
+    @classmethod
+    def damaged_blob(cls, image: str, blob: str, store: str, got: str = "") -> StoreError:
+        """A push found a blob of ``image`` missing from ``store`` or not matching its digest."""
+        what = f"is damaged (its content is {got})" if got else "is missing"
+        name = image or "the image"
+        return cls(
+            f"blob {blob} of {name} in the store {store} {what}: remove the image and build it"
+            f" again (idpwrap rmi {name}, then idpwrap build), or load it again (idpwrap load)"
+        )
+
 
 class ArchiveError(UsageError):
     """An archive given to ``load`` is not one, is damaged, or names its images badly."""

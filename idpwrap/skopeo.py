@@ -14,6 +14,7 @@ from idpwrap.errors import (
     OwnerNotFound,
     PushFailed,
     RegistryUnreachable,
+    StoreError,
     TlsNotTrusted,
 )
 from idpwrap.refs import Registry
@@ -30,6 +31,11 @@ ANONYMOUS_TRIED = (
 )
 # Gitea's ctx.NotFound for an owner that does not exist, as skopeo 1.9.3 quotes it: "initiating
 # layer upload to /v2/nosuch/hello/blobs/uploads/ in HOST: StatusCode: 404, Not found.\n"
+# A store blob gone or altered under the push layout, in skopeo 1.9.3's words: "reading blob
+# sha256:X: open /tmp/idpwrap-push-.../layout/blobs/sha256/X: no such file or directory" and
+# "... happened during read: Digest did not match, expected sha256:X, got sha256:Y".
+MISSING_BLOB = re.compile(r"reading blob (sha256:[0-9a-f]{64}): open \S+: no such file")
+ALTERED_BLOB = re.compile(r"Digest did not match, expected (sha256:[0-9a-f]{64}), got (\S+)")
 UNKNOWN_OWNER = re.compile(r"/v2/([^/\s]+)/\S* in \S+: StatusCode: 404, Not found\.")
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
 # In skopeo's words: the token endpoint refused the credentials ...
@@ -123,6 +129,8 @@ def classify_failure(
     repository: str = "",
     tried: Sequence[str] = (),
     pending_size: int = 0,
+    image: str = "",
+    store_root: str = "",
 ) -> IdpwrapError:
     """Turn skopeo's failure into the error a user can act on.
 
@@ -137,6 +145,10 @@ def classify_failure(
     # ingress-nginx's HTML 413 page: "uploading layer chunked: StatusCode: 413, <html>..."
     if "statuscode: 413" in lowered and ("<html" in lowered or "entity too large" in lowered):
         return BodyTooLarge.from_proxy(host, pending_size)
+    missing, altered = MISSING_BLOB.search(message), ALTERED_BLOB.search(message)
+    if missing or altered:
+        blob, got = (missing.group(1), "") if missing else (altered.group(1), altered.group(2))
+        return StoreError.damaged_blob(image, blob, store_root or "(the store)", got)
     unknown_owner = UNKNOWN_OWNER.search(message)
     if unknown_owner:
         return OwnerNotFound.on_gitea(host, unknown_owner.group(1))

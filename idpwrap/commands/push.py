@@ -193,6 +193,7 @@ class _LiveProgress:
         self.make_view = make_view
         self.progress: PushProgress | None = None
         self.view: ProgressView | None = None
+        self.store_root = ""  # named in a message about a damaged blob
 
     def start(self) -> None:
         if self.progress is not None:
@@ -276,6 +277,7 @@ def run(
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
         live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
+        live.store_root = str(store.root)
         work = private_directory("idpwrap-push-")
         succeeded = False
         try:
@@ -351,6 +353,8 @@ def _copy_with_one_more_try(
             repository=destination.repository if destination else "",
             tried=tried or (),
             pending_size=live.pending_size(),
+            image=str(live.details.image.ref),
+            store_root=live.store_root,
         )
         if isinstance(error, AuthFailed) and credentials and destination:
             error = _closer_look(error, finished.stderr, request, credentials, destination)

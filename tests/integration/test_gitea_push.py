@@ -136,3 +136,38 @@ def test_layer_over_the_ingress_limit(prebuilt_cli: Cli, prebuilt, small_gitea_r
     assert "trying once more" not in result.stderr  # a refusal, not a flaky network
     assert store_digests(prebuilt.store) == before
     assert tag_digest(prebuilt.store, "hello:v1") == prebuilt.hello.digest
+
+
+@pytest.fixture
+def empty_gitea(tmp_path_factory):
+    """A Gitea mode with nothing in it, so that a push uploads every blob (none is mounted)."""
+    from .conftest import start_gitea
+
+    running = start_gitea(tmp_path_factory.mktemp("gitea-empty"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("damage", ["missing", "altered"])
+def test_damaged_store_blob_is_one_line(prebuilt_copy: Cli, prebuilt, empty_gitea, damage) -> None:
+    """Not Gitea's fault, but met on the same path: skopeo's raw text about a temporary layout
+    becomes the image, the blob, the store and the way out."""
+    store = prebuilt_copy.store
+    blob, _ = max(prebuilt.hello.layers, key=lambda layer: layer[1])
+    path = store / "blobs" / "sha256" / blob.removeprefix("sha256:")
+    if damage == "missing":
+        path.unlink()
+    else:
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+    result = push(prebuilt_copy, empty_gitea, "giteaAdmin", "token", "hello:v1")
+    assert result.returncode == 8
+    message = only_error(result)
+    assert f"blob {blob} of hello:v1 in the store {store}" in message
+    assert ("is missing" if damage == "missing" else "is damaged") in message
+    assert "idpwrap rmi hello:v1" in message and "idpwrap load" in message
+    assert "/tmp/idpwrap-push-" not in message and "layout" not in message

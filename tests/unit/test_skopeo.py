@@ -279,3 +279,22 @@ def test_only_a_plain_unauthorized_after_a_token_is_unclear():
     assert refusal_is_unclear(GITEA_TEXTS["no_permission"])
     assert not refusal_is_unclear(GITEA_TEXTS["wrong_password"])
     assert not refusal_is_unclear('level=fatal msg="denied: requested access is denied"')
+
+
+def test_a_damaged_store_blob_names_image_blob_and_store():
+    from idpwrap.errors import StoreError
+
+    blob = "sha256:" + "a" * 64
+    missing = (
+        f'level=fatal msg="reading blob {blob}: open /tmp/idpwrap-push-1/layout/blobs/sha256/'
+        f'{"a" * 64}: no such file or directory"'
+    )
+    error = classify_failure(missing, 1, HTTPS, ENV_SOURCE, image="hello:v1", store_root="/s")
+    assert isinstance(error, StoreError)
+    assert str(error).startswith(f"blob {blob} of hello:v1 in the store /s is missing")
+    altered = (
+        'level=fatal msg="writing blob: Patch \\"https://h/v2/x/blobs/uploads/1\\": happened'
+        f' during read: Digest did not match, expected {blob}, got sha256:{"b" * 64}"'
+    )
+    error = classify_failure(altered, 1, HTTPS, ENV_SOURCE, image="hello:v1", store_root="/s")
+    assert f"is damaged (its content is sha256:{'b' * 64})" in str(error)
