@@ -23,7 +23,11 @@ from .helpers import (
 pytestmark = pytest.mark.integration
 
 
-def test_plan_protocol_build_store_push_verify(cli: Cli, registry, hello_context: Path) -> None:
+def test_plan_protocol_build_store_push_verify(
+    cli: Cli, gitea_registry, hello_context: Path
+) -> None:
+    """Against the Gitea mode (Gitea 1.24.3's answers), with giteaAdmin's access token."""
+    registry = gitea_registry
     # 1. Build: the plan's exact command and message.
     build = cli.run("build", "--context", str(hello_context), "--tag", "myapp:v1.0.0")
     assert build.returncode == 0, build.describe()
@@ -54,7 +58,7 @@ def test_plan_protocol_build_store_push_verify(cli: Cli, registry, hello_context
         "--progress",
         "json",
         "giteaAdmin/myapp:v1.0.0",
-        credentials=registry.credentials,
+        credentials=("giteaAdmin", registry.secret("giteaAdmin", "token")),
     )
     assert push.returncode == 0, push.describe()
     assert "Traceback" not in push.stderr
