@@ -94,6 +94,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "show the effective settings (flags, environment, config file, defaults) and their sources",
         "example: idpwrap config show",
     ),
+    "keygen": (
+        "idpwrap.commands.keygen",
+        "make a sigstore key pair (cosign.key, cosign.pub) for signing pushed images",
+        "example: idpwrap keygen --output-prefix cosign",
+    ),
+    "verify": (
+        "idpwrap.commands.verify",
+        "check that an image in a registry carries a valid signature by a key",
+        "example: idpwrap verify gitea.cnoe.localtest.me:8443/giteaadmin/myapp:v1 --key cosign.pub",
+    ),
     "doctor": (
         "idpwrap.commands.doctor",
         "check that builds and pushes can work here, and say how to fix what is missing",

@@ -40,6 +40,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "timestamp": ("IDPWRAP_TIMESTAMP", "timestamp"),
     # buildah's and podman's own variable: the same setting means the same here
     "format": ("BUILDAH_FORMAT", "format"),
+    "sign_by_sigstore_private_key": ("IDPWRAP_SIGN_BY_SIGSTORE_PRIVATE_KEY", "path"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -397,6 +398,7 @@ def effective_settings(
     settings["retry"] = config.setting("retry")
     settings["timestamp"] = config.setting("timestamp")
     settings["format"] = config.setting("format")
+    settings["sign_by_sigstore_private_key"] = config.setting("sign_by_sigstore_private_key")
     return settings
 
 

@@ -18,6 +18,7 @@ EXIT_TLS = 6
 EXIT_TOOL_MISSING = 7
 EXIT_STORE = 8
 EXIT_SETUP = 9
+EXIT_NOT_VERIFIED = 10
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -182,6 +183,16 @@ class TlsNotTrusted(IdpwrapError):
 
 class PushFailed(IdpwrapError):
     pass
+
+
+class SigningError(IdpwrapError):
+    """A key pair could not be made, or a pushed image could not be signed."""
+
+
+class NotVerified(IdpwrapError):
+    """``verify``: the image carries no valid signature by the given key."""
+
+    exit_code = EXIT_NOT_VERIFIED
 
 
 class Interrupted(IdpwrapError):

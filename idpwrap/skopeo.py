@@ -49,8 +49,8 @@ DENIED_MARKERS = ("denied", "status 403", "insufficient_scope")
 class CopyOptions(
     namedtuple(
         "CopyOptions",
-        "registry authfile_fd digestfile tls_verify cert_dir retry_times",
-        defaults=(True, None, 3),
+        "registry authfile_fd digestfile tls_verify cert_dir retry_times extra_fds",
+        defaults=(True, None, 3, ()),
     )
 ):
     """How one ``skopeo copy`` reaches the registry."""
@@ -62,6 +62,7 @@ class CopyOptions(
     tls_verify: bool
     cert_dir: str | Path | None
     retry_times: int
+    extra_fds: tuple[int, ...]  # more descriptors the child reads as /dev/fd/N (a passphrase)
 
 
 def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
@@ -94,7 +95,7 @@ def copy(
         on_output,
         env=procs.child_environment({"TERM": "xterm"}),
         terminal_size=TERMINAL_SIZE,
-        pass_fds=(options.authfile_fd,),
+        pass_fds=(options.authfile_fd, *options.extra_fds),
         on_started=on_started,
     )
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from idpwrap import gitea
     from idpwrap.display import ProgressView
     from idpwrap.progress import PushProgress
+    from idpwrap.signing import Signer
 
 PUSH_LAYOUT_NAME = "image"
 PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
@@ -62,8 +63,8 @@ class PushRequest(
     namedtuple(
         "PushRequest",
         "source destination registry owner insecure ca_file cert_dir retry username password"
-        " authfile",
-        defaults=(None, None, None, False, None, None, 3, None, None, None),
+        " authfile signer",
+        defaults=(None, None, None, False, None, None, 3, None, None, None, None),
     )
 ):
     """What the user asked for; the password only ever comes from stdin or the environment."""
@@ -80,6 +81,7 @@ class PushRequest(
     username: str | None
     password: str | None
     authfile: str | Path | None
+    signer: Signer | None  # --sign-by-sigstore-private-key, checked before anything is pushed
 
     def __repr__(self) -> str:
         return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
@@ -292,14 +294,19 @@ def run(
                     retry_times=request.retry,
                 )
                 argv = skopeo.copy_argv(source, f"docker://{destination.reference}", options)
-                log.debug("running %s", " ".join(argv))
-                try:
-                    _copy_with_one_more_try(
-                        argv, options, live, request, credentials, notice, destination, tried
-                    )
-                    succeeded = True
-                finally:
-                    live.close(succeeded)
+                with _signing_copy(request, registry, destination, image.digest, argv) as (
+                    argv,
+                    fds,
+                ):
+                    options = options._replace(extra_fds=fds)
+                    log.debug("running %s", " ".join(argv))
+                    try:
+                        _copy_with_one_more_try(
+                            argv, options, live, request, credentials, notice, destination, tried
+                        )
+                        succeeded = True
+                    finally:
+                        live.close(succeeded)
                 with open(os.path.join(work, "digest"), encoding="utf-8") as digestfile:
                     pushed_digest = digestfile.read().strip()
         finally:
@@ -316,6 +323,12 @@ def run(
                 f" image is {image.digest}: the push did not copy the image unchanged"
             )
         live.pushed(destination.reference, pushed_digest)
+        if request.signer is not None:
+            from idpwrap import signing
+
+            tls = signing.Tls(registry, request.insecure, request.ca_file, request.cert_dir)
+            repository = f"{registry.host}/{destination.repository}"
+            signing.after_push(request.signer, repository, pushed_digest, tls, credentials, notice)
         return PushResult(destination.reference, pushed_digest, details.size)
 
 
@@ -323,6 +336,17 @@ def _answers_tls(host: str) -> bool:
     from idpwrap.tlsprobe import answers_tls
 
     return answers_tls(host)
+
+
+def _signing_copy(
+    request: PushRequest, registry: Registry, destination: Destination, digest: str, argv: list[str]
+) -> contextlib.AbstractContextManager[tuple[list[str], tuple[int, ...]]]:
+    if request.signer is None:
+        return contextlib.nullcontext((argv, ()))
+    from idpwrap import signing
+
+    repository = f"{registry.host}/{destination.repository}"
+    return signing.signing_copy(request.signer, registry.host, repository, digest, argv)
 
 
 def _copy_with_one_more_try(
@@ -480,6 +504,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the pushed digest to FILE (with --all-tags: REFERENCE DIGEST lines)",
     )  # fmt: skip
     parser.add_argument(
+        "--sign-by-sigstore-private-key", metavar="KEY",
+        help="sign the pushed digest with this key (idpwrap keygen's cosign.key); the signature"
+        " is stored as the tag sha256-<digest>.sig (config key sign_by_sigstore_private_key)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sign-passphrase-file", metavar="FILE",
+        help="the signing key's passphrase (default: $IDPWRAP_SIGN_PASSPHRASE, else a prompt)",
+    )  # fmt: skip
+    parser.add_argument(
         "--json", action="store_true", help='print {"reference", "digest", "size"} on stdout'
     )
     parser.add_argument(
@@ -487,6 +520,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="progress on stderr (default: $IDPWRAP_PROGRESS, else auto: bars on a terminal,"
         " plain lines otherwise)",
     )  # fmt: skip
+
+
+def _signer(args: argparse.Namespace) -> Signer | None:
+    from idpwrap import config
+
+    key = config.load().setting(
+        "sign_by_sigstore_private_key", args.sign_by_sigstore_private_key,
+        "--sign-by-sigstore-private-key",
+    ).value  # fmt: skip
+    if not key:
+        if args.sign_passphrase_file:
+            raise UsageError("--sign-passphrase-file goes with --sign-by-sigstore-private-key KEY")
+        return None
+    from idpwrap import signing
+
+    return signing.prepare(str(key), args.sign_passphrase_file)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -528,6 +577,7 @@ def execute(args: argparse.Namespace) -> int:
         username=args.username,
         password=password,
         authfile=args.authfile or None,
+        signer=_signer(args),
     )
 
     def make_view(label: str) -> ProgressView:

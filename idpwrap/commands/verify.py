@@ -1,0 +1,74 @@
+"""``idpwrap verify IMAGE --key cosign.pub``: does the registry's image carry our signature?"""
+
+from __future__ import annotations
+
+from idpwrap.commands import add_tls_arguments, password_argument_refused, refuse_password_argument
+from idpwrap.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "image", metavar="IMAGE", help="[HOST/]OWNER/NAME[:TAG] or ...@sha256:... in a registry"
+    )
+    parser.add_argument("--key", required=True, metavar="PUB", help="the public key (cosign.pub)")
+    parser.add_argument(
+        "--registry", metavar="URL",
+        help="the registry when IMAGE names none (default: $IDPWRAP_REGISTRY, the config file)",
+    )  # fmt: skip
+    add_tls_arguments(parser)
+    parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
+    refuse_password_argument(parser)
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password or token from stdin"
+    )
+    parser.add_argument("--authfile", metavar="FILE", help="read credentials from this auth.json")
+
+
+def execute(args: argparse.Namespace) -> int:
+    import sys
+
+    from idpwrap import config, creds, verifying
+    from idpwrap.refs import destination_host, explicit_destination, parse_registry
+    from idpwrap.signing import Tls
+
+    if args.password_argument is not None:
+        raise UsageError(password_argument_refused("verify"))
+    insecure = None
+    if args.insecure or args.tls_verify is not None:
+        insecure = args.insecure or not args.tls_verify
+    named = destination_host(args.image)
+    settings = config.for_push(
+        source_host=named, registry=args.registry, owner=None, insecure=insecure,
+        ca_file=args.ca_file, cert_dir=args.cert_dir, retry=None, progress=None,
+    )  # fmt: skip
+    registry = parse_registry(str(settings["registry"].value or named))
+    text, _, digest = args.image.partition("@")
+    destination = explicit_destination(text, registry)
+    if named and args.registry and parse_registry(args.registry).host != named:
+        raise UsageError(f"IMAGE names registry {named} but --registry says {registry.host}")
+    if digest:
+        reference = f"{destination.registry.host}/{destination.repository}@{digest}"
+    else:
+        reference = destination.reference
+    password = None
+    if args.password_stdin:
+        if sys.stdin.isatty():
+            raise UsageError('--password-stdin reads a pipe: echo "$TOKEN" | idpwrap verify ...')
+        password = sys.stdin.read().rstrip("\r\n")
+    credentials = creds.resolve(
+        destination.registry.host, username=args.username, password=password,
+        authfile=args.authfile or None,
+    )  # fmt: skip
+    tls = Tls(
+        destination.registry, bool(settings["insecure"].value),
+        settings["ca_file"].value or None, args.cert_dir or None,
+    )  # fmt: skip
+    signed, count = verifying.verify(reference, args.key, tls, credentials)
+    print(f"Verified {reference}: signed by {args.key}"
+          f" ({count} signature{'s' if count != 1 else ''})")  # fmt: skip
+    print(f"Digest: {signed}")
+    return 0

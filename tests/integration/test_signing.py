@@ -1,0 +1,277 @@
+"""Signing on push and verifying, for real: idpwrap keygen, push --sign-by-sigstore-private-key,
+cosign verify, idpwrap verify; against docker-registry and the Gitea mode.
+
+Which tool signs depends on the toolchain: Debian 12's skopeo 1.9.3 cannot ("Debian-local
+change: sigstore disabled"), so cosign signs there; Debian 13's skopeo 1.18 signs itself
+(``scripts/test --in trixie tests/integration/test_signing.py``). Each path runs on one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .helpers import Cli, local_image, make_cli, make_context
+
+PASSPHRASE = "correct horse battery staple"
+CONTAINERFILE = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY app.txt /app.txt\n"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("cosign") is None, reason="cosign is not installed (scripts/setup installs it)"
+)
+
+
+def keygen(cli: Cli, prefix: Path, passphrase: str = PASSPHRASE):
+    return cli.run("keygen", "--output-prefix", str(prefix),
+                   env={"IDPWRAP_SIGN_PASSPHRASE": passphrase})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A CLI whose store has two images, and two key pairs made by idpwrap keygen."""
+    base = tmp_path_factory.mktemp("signing")
+    cli = make_cli(base / "cli", base / "store")
+    for name, text in (("one", b"one\n"), ("two", b"two\n")):
+        context = make_context(base / name, CONTAINERFILE, {"app.txt": text})
+        built = cli.run("build", "--context", str(context), "-t", f"{name}:v1", "-q")
+        assert built.returncode == 0, built.describe()
+    keys = base / "keys"
+    keys.mkdir()
+    for prefix in ("cosign", "other"):
+        made = keygen(cli, keys / prefix)
+        assert made.returncode == 0, made.describe()
+    return cli, keys
+
+
+def skopeo_signs(world) -> bool:
+    """The same probe idpwrap makes: skopeo signs with this key, or it cannot."""
+    from idpwrap import signing
+
+    os.environ["IDPWRAP_SIGN_PASSPHRASE"] = PASSPHRASE
+    try:
+        return signing.skopeo_signs(str(world[1] / "cosign.key"), PASSPHRASE)
+    finally:
+        del os.environ["IDPWRAP_SIGN_PASSPHRASE"]
+
+
+def push_signed(cli: Cli, registry, source: str, dest: str, key: Path, *more: str):
+    passphrase = key.parent / "passphrase"
+    passphrase.write_text(PASSPHRASE + "\n")
+    return cli.run(
+        "push", "--registry", registry.url, *registry.tls_options(), "--progress", "plain",
+        "--sign-by-sigstore-private-key", str(key), "--sign-passphrase-file", str(passphrase),
+        *more, source, dest, credentials=registry.credentials,
+    )  # fmt: skip
+
+
+def cosign_verify(registry, reference: str, key: Path, tmp_path: Path):
+    """The real cosign CLI, as a user would run it (credentials in its own docker config)."""
+    import base64
+
+    config = tmp_path / "docker"
+    config.mkdir(exist_ok=True)
+    user, secret = registry.credentials
+    auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": auth}}}))
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DOCKER_CONFIG": str(config)}
+    return subprocess.run(
+        ["cosign", "verify", "--key", str(key), "--insecure-ignore-tlog=true",
+         "--registry-cacert", registry.ca_file, reference],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def copy_tag(registry, source: str, destination: str, tmp_path: Path) -> None:
+    """skopeo copies a tag within the registry (credentials in an auth file, not argv)."""
+    import base64
+
+    user, secret = registry.credentials
+    auth = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {registry.host: {"auth": auth}}}))
+    certs = tmp_path / "certs"
+    certs.mkdir(exist_ok=True)
+    shutil.copy(registry.ca_file, certs / "ca.crt")
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", "--authfile", str(authfile), "--src-cert-dir", str(certs),
+         "--dest-cert-dir", str(certs), "--preserve-digests", f"docker://{source}",
+         f"docker://{destination}"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def verify(cli: Cli, registry, reference: str, key: Path):
+    return cli.run("verify", reference, "--key", str(key), *registry.tls_options(),
+                   credentials=registry.credentials)  # fmt: skip
+
+
+def signed_digests(result_stdout: str) -> set[str]:
+    return {c["critical"]["image"]["docker-manifest-digest"] for c in json.loads(result_stdout)}
+
+
+def check_signed_push(world, registry, tool: str, tmp_path: Path, dest: str = "giteaadmin/one:v1"):
+    cli, keys = world
+    digest = local_image(cli.store, "one:v1").digest
+    pushed = push_signed(cli, registry, "one:v1", dest, keys / "cosign.key")
+    assert pushed.returncode == 0, pushed.describe()
+    repository = f"{registry.host}/{dest.split(':')[0]}"
+    assert f"signed {repository}@{digest}: signature stored as {repository}:" in pushed.stderr
+    assert f"sha256-{digest.split(':')[1]}.sig ({tool})" in pushed.stderr
+    checked = cosign_verify(registry, f"{registry.host}/{dest}", keys / "cosign.pub", tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert signed_digests(checked.stdout) == {digest}
+    ours = verify(cli, registry, f"{registry.host}/{dest}", keys / "cosign.pub")
+    assert ours.returncode == 0, ours.describe()
+    assert f"Digest: {digest}" in ours.stdout
+    assert not [p for p in Path(cli.tmpdir).iterdir() if p.name.startswith("idpwrap-")]
+    return digest
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads(world):
+    cli, keys = world
+    assert (keys / "cosign.key").stat().st_mode & 0o777 == 0o600
+    # skopeo writes COSIGN, cosign 2.5 SIGSTORE: both read either.
+    first = (keys / "cosign.key").read_text().splitlines()[0]
+    assert first in ("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----",
+                     "-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----")  # fmt: skip
+    assert (keys / "cosign.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    again = keygen(cli, keys / "cosign")
+    assert again.returncode == 2
+    (line,) = again.error_lines()
+    assert "cosign.key already exists" in line
+    prompt = cli.run("keygen", "--output-prefix", str(keys / "third"))
+    assert prompt.returncode == 2
+    assert "IDPWRAP_SIGN_PASSPHRASE" in prompt.error_lines()[0]
+    assert not list(keys.glob("third*")) and not list(keys.glob(".idpwrap-keygen-*"))
+
+
+def test_signed_through_cosign_where_skopeo_cannot(world, fresh_registry, tmp_path):
+    if skopeo_signs(world):
+        pytest.skip("this skopeo signs itself (Debian 13's 1.18): cosign's path runs on Debian 12")
+    check_signed_push(world, fresh_registry, "cosign", tmp_path)
+
+
+def test_signed_through_skopeo_where_it_can(world, fresh_registry, tmp_path):
+    if not skopeo_signs(world):
+        pytest.skip(
+            "skopeo 1.9.3 cannot sign (Debian-local change: sigstore disabled): cosign"
+            " signs here; skopeo's path runs in Debian 13 (scripts/test --in trixie)"
+        )
+    check_signed_push(world, fresh_registry, "skopeo", tmp_path)
+
+
+def test_wrong_key_unsigned_and_mismatched_signatures_are_refused(world, registry, tmp_path):
+    cli, keys = world
+    tool = "skopeo" if skopeo_signs(world) else "cosign"
+    digest = check_signed_push(world, registry, tool, tmp_path, "giteaadmin/refuse:one")
+    reference = f"{registry.host}/giteaadmin/refuse:one"
+
+    wrong = verify(cli, registry, reference, keys / "other.pub")
+    assert wrong.returncode == 10, wrong.describe()
+    (line,) = wrong.error_lines()
+    assert f"{reference} is not signed by {keys / 'other.pub'}" in line
+    assert cosign_verify(registry, reference, keys / "other.pub", tmp_path).returncode != 0
+
+    pushed = cli.run("push", "--registry", registry.url, *registry.tls_options(),
+                     "--progress", "none", "two:v1", "giteaadmin/refuse:two",
+                     credentials=registry.credentials)  # fmt: skip
+    assert pushed.returncode == 0, pushed.describe()
+    unsigned = verify(cli, registry, f"{registry.host}/giteaadmin/refuse:two", keys / "cosign.pub")
+    assert unsigned.returncode == 10, unsigned.describe()
+    assert "is not signed: no signature" in unsigned.error_lines()[0]
+
+    # one:v1's signature put where two:v1's would be: it names another digest.
+    two = local_image(cli.store, "two:v1").digest
+    repository = f"{registry.host}/giteaadmin/refuse"
+    copy_tag(registry, f"{repository}:sha256-{digest.split(':')[1]}.sig",
+             f"{repository}:sha256-{two.split(':')[1]}.sig", tmp_path)  # fmt: skip
+    mismatch = verify(cli, registry, f"{registry.host}/giteaadmin/refuse:two", keys / "cosign.pub")
+    assert mismatch.returncode == 10, mismatch.describe()
+    (line,) = mismatch.error_lines()
+    assert f"does not match its digest: it signs {digest}" in line
+
+
+def test_all_tags_sign_each_digest_once(world, fresh_registry, tmp_path):
+    cli, keys = world
+    tagged = cli.run("tag", "one:v1", "one:latest")
+    assert tagged.returncode == 0, tagged.describe()
+    digest = local_image(cli.store, "one:v1").digest
+    pushed = push_signed(cli, fresh_registry, "one", "giteaadmin/one", keys / "cosign.key",
+                         "--all-tags")  # fmt: skip
+    assert pushed.returncode == 0, pushed.describe()
+    assert pushed.stderr.count(f"signed {fresh_registry.host}/giteaadmin/one@{digest}") == 1
+    sig = fresh_registry.client().manifest("giteaadmin/one", f"sha256-{digest.split(':')[1]}.sig")
+    assert sig.status == 200, sig
+    assert len(json.loads(sig.body)["layers"]) == 1
+    for tag in ("v1", "latest"):
+        ours = verify(cli, fresh_registry, f"{fresh_registry.host}/giteaadmin/one:{tag}",
+                      keys / "cosign.pub")  # fmt: skip
+        assert ours.returncode == 0, ours.describe()
+
+
+def test_a_key_that_cannot_sign_stops_the_push_before_it_starts(world, fresh_registry):
+    cli, keys = world
+    missing = push_signed(cli, fresh_registry, "one:v1", "giteaadmin/stop:v1", keys / "nope.key")
+    assert missing.returncode == 2, missing.describe()
+    assert "nope.key" in missing.error_lines()[0] and "idpwrap keygen" in missing.error_lines()[0]
+    (keys / "wrong").write_text("not the passphrase\n")
+    wrong = cli.run(
+        "push", "--registry", fresh_registry.url, *fresh_registry.tls_options(),
+        "--sign-by-sigstore-private-key", str(keys / "cosign.key"),
+        "--sign-passphrase-file", str(keys / "wrong"), "one:v1", "giteaadmin/stop:v1",
+        credentials=fresh_registry.credentials,
+    )  # fmt: skip
+    assert wrong.returncode == 1, wrong.describe()
+    assert "nothing was pushed" in wrong.error_lines()[0]
+    assert "not the passphrase" not in wrong.stderr + wrong.stdout
+    assert fresh_registry.client().manifest("giteaadmin/stop", "v1").status == 404
+
+
+def test_no_tool_that_can_sign_is_a_clear_error_before_the_push(world, fresh_registry, tmp_path):
+    if skopeo_signs(world):
+        pytest.skip("this skopeo signs: there is always a tool that can")
+    cli, keys = world
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("skopeo", "buildah"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    passphrase = keys / "passphrase"
+    passphrase.write_text(PASSPHRASE)
+    result = cli.run(
+        "push", "--registry", fresh_registry.url, *fresh_registry.tls_options(),
+        "--sign-by-sigstore-private-key", str(keys / "cosign.key"),
+        "--sign-passphrase-file", str(passphrase), "one:v1", "giteaadmin/none:v1",
+        credentials=fresh_registry.credentials, env={"PATH": str(bin_dir)},
+    )  # fmt: skip
+    assert result.returncode == 7, result.describe()
+    (line,) = result.error_lines()
+    assert "install cosign" in line and "nothing was pushed" in line
+    assert fresh_registry.client().manifest("giteaadmin/none", "v1").status == 404
+
+
+def test_signed_push_to_the_gitea_mode(world, gitea_registry, tmp_path):
+    cli, keys = world
+    digest = local_image(cli.store, "one:v1").digest
+    passphrase = keys / "passphrase"
+    passphrase.write_text(PASSPHRASE)
+    credentials = ("giteaAdmin", gitea_registry.secret("giteaAdmin", "token"))
+    pushed = cli.run(
+        "push", "--registry", gitea_registry.url, *gitea_registry.tls_options(),
+        "--sign-by-sigstore-private-key", str(keys / "cosign.key"),
+        "--sign-passphrase-file", str(passphrase), "one:v1", "giteaadmin/signed:v1",
+        credentials=credentials,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.describe()
+    reference = f"{gitea_registry.host}/giteaadmin/signed:v1"
+    ours = cli.run("verify", reference, "--key", str(keys / "cosign.pub"),
+                   *gitea_registry.tls_options(), credentials=credentials)  # fmt: skip
+    assert ours.returncode == 0, ours.describe()
+    assert f"Digest: {digest}" in ours.stdout
+    other = cli.run("verify", reference, "--key", str(keys / "other.pub"),
+                    *gitea_registry.tls_options(), credentials=credentials)  # fmt: skip
+    assert other.returncode == 10, other.describe()
