@@ -16,6 +16,10 @@ from pathlib import Path
 from idpwrap import rootless
 from idpwrap.errors import IdpwrapError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.store.unused import Unused
+
 OK, WARNING, ERROR = "ok", "warning", "error"
 TOOL_TIMEOUT = 20
 PROBE_TIMEOUT = 5
@@ -124,6 +128,7 @@ def storage(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
 
 def store_health(root: Path) -> list[Check]:
     from idpwrap.store import Store, walk_blobs
+    from idpwrap.store.unused import classify
 
     checks = []
     store = Store(root)
@@ -161,19 +166,34 @@ def store_health(root: Path) -> list[Check]:
                     )
                 )
             elif orphans:
-                size = sum(present[digest] for digest in orphans)
-                checks.append(
-                    Check(
-                        "store",
-                        WARNING,
-                        f"{root}: {names} tags; {len(orphans)} blobs no tag uses ({human(size)})",
-                        "idpwrap prune",
-                    )
-                )
+                checks.append(unused_check(root, names, classify(store.blob_dir, orphans, present)))
             else:
                 checks.append(Check("store", OK, f"{root}: {names} tags, index readable"))
     checks.append(disk(existing))
     return checks
+
+
+# Old images of moved tags are the normal state after rebuilds: worth a warning only when
+# freeing them would give back this much.
+UNUSED_WORTH_FREEING = 1024 * 1024 * 1024
+
+
+def unused_check(root: Path, names: int, unused: Unused) -> Check:
+    """Information about blobs no tag uses; a warning past UNUSED_WORTH_FREEING."""
+    parts = []
+    if unused.untagged:
+        parts.append(
+            f"{unused.untagged} blobs ({human(unused.untagged_bytes)}) of layers no tag uses any"
+            " more (earlier builds of moved tags)"
+        )
+    if unused.stray:
+        parts.append(
+            f"{unused.stray} blobs ({human(unused.stray_bytes)}) left by interrupted commands"
+        )
+    message = f"{root}: {names} tags; {' and '.join(parts)}"
+    if unused.total_bytes >= UNUSED_WORTH_FREEING:
+        return Check("store", WARNING, message, "idpwrap prune")
+    return Check("store", OK, f"{message}: 'idpwrap prune' frees them")
 
 
 def blob_sizes(directory: Path) -> dict[str, int]:

@@ -18,7 +18,8 @@ def describe(store: Store, text: str) -> dict[str, Any]:
     """What ``inspect --json`` prints: podman's fields where it has them, in its spelling."""
     image = store.lookup(text)
     details = store.details(image)
-    return as_dict(details, [str(i.ref) for i in store.images() if i.digest == image.digest])
+    # sorted, and a digest names the first of them: the same answer every time
+    return as_dict(details, sorted(str(i.ref) for i in store.images() if i.digest == image.digest))
 
 
 def as_dict(details: ImageDetails, tags: list[str]) -> dict[str, Any]:

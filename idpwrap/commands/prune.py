@@ -13,18 +13,21 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--build-cache", action="store_true",
-        help="also empty buildah's layer cache (idpwrap's own storage): the next builds are cold",
+        help="also empty buildah's layer cache (idpwrap's own storage, one per user: every"
+        " store's builds share it, whatever --store says): the next builds are cold",
     )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:
     store = open_store(args)
     report = store.prune(on_wait=lambda: notice("waiting for a push or save to finish reading"))
+    stray = report.blobs - report.untagged + report.leftovers
+    stray_bytes = report.blob_bytes - report.untagged_bytes + report.leftover_bytes
     print(
-        f"Removed {report.blobs} unreferenced blob{'s' if report.blobs != 1 else ''}"
-        f" ({human_bytes(report.blob_bytes)}) and {report.leftovers} leftover"
-        f"{'s' if report.leftovers != 1 else ''} of interrupted commands"
-        f" ({human_bytes(report.leftover_bytes)}): freed {human_bytes(report.freed)}"
+        f"Removed {report.untagged} blob{'s' if report.untagged != 1 else ''} of layers no tag"
+        f" uses any more ({human_bytes(report.untagged_bytes)}) and {stray} leftover"
+        f"{'s' if stray != 1 else ''} of interrupted commands ({human_bytes(stray_bytes)}):"
+        f" freed {human_bytes(report.freed)}"
     )
     if args.build_cache:
         from idpwrap import buildah, layercache, rootless
@@ -32,6 +35,11 @@ def execute(args: argparse.Namespace) -> int:
         storage = rootless.default_storage()
         rootless.prepare(storage)
         with layercache.exclusive(storage):
+            size = human_bytes(buildah.tree_bytes(storage.root))
+            notice(
+                f"emptying buildah's layer cache {storage.root} ({size}), which the builds of"
+                " every store of this user share"
+            )
             freed = buildah.clear_cache(storage)
         print(f"Emptied buildah's layer cache {storage.root}: freed {human_bytes(freed)}")
     return 0

@@ -21,8 +21,16 @@ def remove(store: Store, texts: Sequence[str]) -> list[tuple[str, int]]:
     freed, orphans, collected = store.delete_many(refs)
     if not collected:
         notice("a push or save is reading the store: run 'idpwrap prune' later to free the space")
-    elif orphans:
-        notice(f"also freed {human_bytes(orphans)} that interrupted commands had left")
+    else:
+        if orphans.untagged:
+            notice(
+                f"also freed {human_bytes(orphans.untagged_bytes)} of layers no tag uses any more"
+                " (images whose tags a rebuild or rmi had moved away)"
+            )
+        if orphans.stray:
+            notice(
+                f"also freed {human_bytes(orphans.stray_bytes)} that interrupted commands had left"
+            )
     return [(str(ref), size) for ref, size in freed]
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from idpwrap.store.gc import PruneReport
+    from idpwrap.store.unused import Unused
 
 
 def default_root() -> Path:
@@ -153,14 +154,33 @@ class Store(LockedLayout):
         from idpwrap.refs import parse_local, split_tag_and_digest, validate_name
 
         hex_part = text.removeprefix("sha256:")
-        if (text.startswith("sha256:") or len(text) >= 12) and HEX.issuperset(hex_part):
-            matches = {image.digest: image for image in self.images()}
+        found = []
+        if hex_part and HEX.issuperset(hex_part):
+            # the tag sorting first of an image's several: the same image named the same way
+            matches: dict[str, StoredImage] = {}
+            for image in sorted(self.images(), key=lambda image: str(image.ref)):
+                matches.setdefault(image.digest, image)
             found = [image for digest, image in matches.items() if digest[7:].startswith(hex_part)]
+        if text.startswith("sha256:") or (len(text) >= 12 and found):
             if len(found) == 1:
                 return found[0]
-            if text.startswith("sha256:") or found:
-                why = "matches several images" if found else "is not in the store"
-                raise ImageNotFound(f"digest {text} {why} ({self.root}): name it by NAME:TAG")
+            if found:
+                raise ImageNotFound(
+                    f"digest prefix {text} matches {len(found)} images ({self.root}): give more"
+                    " of the digest, or NAME:TAG"
+                )
+            raise ImageNotFound(
+                f"digest {text} is not in the store ({self.root}): name it by NAME:TAG"
+            )
+        if found and "@" not in text:
+            try:
+                ref = parse_local(text)
+                return self.resolve([ref.name], ref.tag, None)
+            except ImageNotFound:  # no image of that name: it is a digest prefix, too short
+                raise ImageNotFound(
+                    f"{text} is not a tag, and too short a digest prefix: give 12 or more hex"
+                    f" digits of the digest, e.g. {found[0].digest[7:19]}"
+                ) from None
         if "@" in text:
             name, tag, digest = split_tag_and_digest(text)
             validate_name(text, name)
@@ -306,13 +326,16 @@ class Store(LockedLayout):
     def delete(self, ref: LocalRef) -> int:
         """Remove a tag, then the blobs no other tag reaches; returns the bytes freed."""
         freed, orphans, _ = self.delete_many([ref])
-        return freed[0][1] + orphans
+        return freed[0][1] + orphans.total_bytes
 
-    def delete_many(self, refs: Sequence[LocalRef]) -> tuple[list[tuple[LocalRef, int]], int, bool]:
+    def delete_many(
+        self, refs: Sequence[LocalRef]
+    ) -> tuple[list[tuple[LocalRef, int]], Unused, bool]:
         """Remove tags in one index write, then the blobs nothing reaches any more.
 
-        Returns (tag, bytes only it used) for each tag, the bytes of blobs that were already
-        unreferenced (left by interrupted commands), and whether collection ran (it waits for
+        Returns (tag, bytes only it used) for each tag, the blobs that were already
+        unreferenced (an earlier rebuild's old image, or left by interrupted commands, see
+        ``unused``), and whether collection ran (it waits for
         ``prune`` when a push or save is reading the store). All tags must exist, or none goes.
         """
         from idpwrap.store import gc

@@ -13,6 +13,7 @@ from idpwrap import log
 from idpwrap.errors import StoreError
 from idpwrap.store.layout import is_atomic_temp, tree_size, walk_blobs
 from idpwrap.store.locks import GC_LOCK, TEMP_DIR, held_by_this_process
+from idpwrap.store.unused import NOTHING, Unused, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,14 +25,23 @@ if TYPE_CHECKING:
     from idpwrap.store.api import Store
 
 
-class PruneReport(namedtuple("PruneReport", "blobs blob_bytes leftovers leftover_bytes")):
-    """What ``prune`` removed: unreferenced blobs, and leftovers of interrupted commands."""
+class PruneReport(
+    namedtuple(
+        "PruneReport",
+        "blobs blob_bytes leftovers leftover_bytes untagged untagged_bytes",
+        defaults=(0, 0),
+    )
+):
+    """What ``prune`` removed: unreferenced blobs (``untagged`` of them: of images no tag
+    names any more), and leftovers of interrupted commands."""
 
     __slots__ = ()
     blobs: int
     blob_bytes: int
     leftovers: int
     leftover_bytes: int
+    untagged: int
+    untagged_bytes: int
 
     @property
     def freed(self) -> int:
@@ -40,7 +50,7 @@ class PruneReport(namedtuple("PruneReport", "blobs blob_bytes leftovers leftover
 
 def collect_after_delete(
     store: Store, refs: list[LocalRef], stages: list[dict[str, Any]]
-) -> tuple[list[tuple[LocalRef, int]], int, bool]:
+) -> tuple[list[tuple[LocalRef, int]], Unused, bool]:
     """Under the write lock, after the index without ``refs`` is written: remove the blobs
     nothing reaches any more, unless a reader holds the collection lock (then prune does it).
 
@@ -49,13 +59,13 @@ def collect_after_delete(
     try:
         gc = os.open(store.root / GC_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
-        return [(ref, 0) for ref in refs], 0, False
+        return [(ref, 0) for ref in refs], NOTHING, False
     try:
         try:
             fcntl.flock(gc, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("a push or save is reading the store: unreferenced blobs stay until prune")
-            return [(ref, 0) for ref in refs], 0, False
+            return [(ref, 0) for ref in refs], NOTHING, False
         cache: dict[str, dict[str, Any] | None] = {}
         try:
             reachable = [
@@ -63,15 +73,16 @@ def collect_after_delete(
             ]
         except StoreError as error:
             log.info("%s: unreferenced blobs stay until prune", error)
-            return [(ref, 0) for ref in refs], 0, False
+            return [(ref, 0) for ref in refs], NOTHING, False
         present = blob_sizes(store.blob_dir)
         freed = []
         for number, ref in enumerate(refs):
             only = reachable[number] - reachable[number + 1]
             freed.append((ref, sum(present.get(digest, 0) for digest in only)))
-        orphans = set(present) - reachable[0]
+        # already unreferenced before this delete: an earlier rebuild's, or an interruption's
+        orphans = classify(store.blob_dir, set(present) - reachable[0], present)
         remove_blobs(store.blob_dir, set(present) - reachable[-1])
-        return freed, sum(present[digest] for digest in orphans), True
+        return freed, orphans, True
     finally:
         os.close(gc)
 
@@ -112,11 +123,15 @@ def prune(store: Store, on_wait: Callable[[], None] | None = None) -> PruneRepor
             leftovers, leftover_bytes = remove_leftovers(store.root)
             present = blob_sizes(store.blob_dir)
             unreferenced = set(present) - reachable
+            unused = classify(store.blob_dir, unreferenced, present)
             remove_blobs(store.blob_dir, unreferenced)
     except OSError as error:
         raise store._write_error(error) from error
     blob_bytes = sum(present[digest] for digest in unreferenced)
-    return PruneReport(len(unreferenced), blob_bytes, leftovers, leftover_bytes)
+    return PruneReport(
+        len(unreferenced), blob_bytes, leftovers, leftover_bytes, unused.untagged,
+        unused.untagged_bytes,
+    )  # fmt: skip
 
 
 def remove_leftovers(root: Path) -> tuple[int, int]:

@@ -325,6 +325,10 @@ def test_prune_build_cache_empties_buildahs_storage(cli, tmp_path):
     assert result.returncode == 0, result.describe()
     storage = cli.home / ".local" / "share" / "idpwrap" / "buildah"
     assert f"Emptied buildah's layer cache {storage}: freed " in result.stdout
+    # said before it happens, with what it holds and that every store of the user shares it
+    assert f"idpwrap: emptying buildah's layer cache {storage} (" in result.stderr
+    assert "every store of this user share" in result.stderr
+    assert "one per user" in " ".join(cli.run("prune", "--help").stdout.split())
     (context / "a").write_text("3")
     cold = build(cli, context, "p:v3")
     assert "Using cache" not in cold.stderr

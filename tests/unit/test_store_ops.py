@@ -86,9 +86,27 @@ def test_delete_many_reports_what_each_tag_alone_used(store, layouts):
     assert [str(tag) for tag, _ in freed] == ["one:v1", "two:v1"]
     assert freed[0][1] == sum(first.sizes[d] for d in first.blob_digests - second.blob_digests)
     assert freed[1][1] == sum(second.sizes.values())  # the base went with the last user
-    assert orphans == len(b"left by a killed build")
+    assert orphans == (0, 0, 1, len(b"left by a killed build"))
     assert blob_names(store) == set()
     assert tags_in(store) == []
+
+
+def test_delete_many_tells_a_moved_tags_old_image_from_an_interruptions_blobs(store, layouts):
+    """A rebuild moves the tag; its old image's blobs are "no tag uses any more", not blobs
+    that interrupted commands left."""
+    old = layouts.make([BASE, b"the old build" * 30])
+    new = layouts.make([BASE, b"the new build" * 30])
+    store.add_layout(old.path, [ref("app:v1")])
+    store.add_layout(new.path, [ref("app:v1")])  # the rebuild: the tag moves
+    store.add_layout(layouts.make([b"other" * 9]).path, [ref("other:v1")])
+    (store.blob_dir / ("ef" * 32)).write_bytes(b"left by a killed build")
+    _, orphans, collected = store.delete_many([ref("other:v1")])
+    assert collected
+    only_old = old.blob_digests - new.blob_digests
+    assert orphans.untagged == len(only_old)
+    assert orphans.untagged_bytes == sum(old.sizes[d] for d in only_old)
+    assert (orphans.stray, orphans.stray_bytes) == (1, len(b"left by a killed build"))
+    assert blob_names(store) == new.blob_digests
 
 
 def test_delete_many_while_a_push_reads_collects_nothing(store, layouts):
@@ -155,6 +173,8 @@ def test_prune_removes_orphans_and_leftovers_of_dead_processes_only(store, layou
     report = store.prune(on_wait=lambda: waited.append(True))
     orphans = gone.blob_digests - kept.blob_digests
     assert report.blobs == len(orphans) + 1  # and the stray .partial-blob
+    assert report.untagged == len(orphans), "the removed tag's image, not an interruption's"
+    assert report.untagged_bytes == sum(gone.sizes[d] for d in orphans)
     assert report.blob_bytes == sum(gone.sizes[d] for d in orphans) + 10
     assert report.leftovers == 3 and report.leftover_bytes == 8 + 100
     assert report.freed == report.blob_bytes + report.leftover_bytes
@@ -167,7 +187,7 @@ def test_prune_removes_orphans_and_leftovers_of_dead_processes_only(store, layou
     }  # fmt: skip
     store.release(alive)
     assert not alive.exists()
-    assert store.prune() == (0, 0, 0, 0)
+    assert store.prune() == (0, 0, 0, 0, 0, 0)
 
 
 def test_prune_leaves_the_directory_of_a_live_process(store):
@@ -192,7 +212,7 @@ def test_prune_leaves_the_directory_of_a_live_process(store):
 
 def test_prune_of_a_store_that_does_not_exist(tmp_path):
     store = Store(tmp_path / "nothing")
-    assert store.prune() == (0, 0, 0, 0)
+    assert store.prune() == (0, 0, 0, 0, 0, 0)
     assert not store.root.exists()
 
 
@@ -269,6 +289,34 @@ def test_lookup_by_name_digest_and_prefix(store, layouts):
         store.lookup("sha256:" + "0" * 64)
     with pytest.raises(ImageNotFound):
         store.lookup("team/app:v2")
+
+
+def test_lookup_by_digest_names_the_first_tag_and_asks_for_a_longer_prefix(store, layouts):
+    image = store.add_layout(layouts.make([b"one"]).path, [ref("zz:v1"), ref("aa:v1")])
+    store.tag(image, [ref("mm:v1")])
+    hex_digest = image.digest.split(":")[1]
+    for text in (image.digest, hex_digest[:12]):
+        assert str(store.lookup(text).ref) == "aa:v1", "the tag sorting first, every time"
+    with pytest.raises(ImageNotFound) as caught:
+        store.lookup(hex_digest[:5])
+    assert str(caught.value) == (
+        f"{hex_digest[:5]} is not a tag, and too short a digest prefix: give 12 or more hex"
+        f" digits of the digest, e.g. {hex_digest[:12]}"
+    )
+    with pytest.raises(ImageNotFound, match="is not in the local store"):
+        store.lookup("fff")  # neither a tag nor the start of a digest here
+
+
+def test_an_ambiguous_digest_prefix_asks_for_more_of_it(store, monkeypatch):
+    from idpwrap.store import StoredImage
+
+    images = [
+        StoredImage(ref(f"app:v{n}"), {"digest": f"sha256:{'ab' * 6}{n}{'0' * 51}"}) for n in (1, 2)
+    ]
+    monkeypatch.setattr(store, "images", lambda: images)
+    with pytest.raises(ImageNotFound, match=r"matches 2 images .*: give more of the digest"):
+        store.lookup("ab" * 6)
+    assert str(store.lookup("ab" * 6 + "2").ref) == "app:v2"
 
 
 def test_a_manifest_entry_without_digest_is_corruption(store):
