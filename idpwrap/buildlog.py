@@ -25,8 +25,9 @@ GO_STRUCT_RE = re.compile(r"\s*&[a-z]+\.[A-Z]\w*\{.*$")
 LOGRUS_RE = re.compile(r'^time="[^"]*" level=(\w+) msg="(.*)"\s*$')
 UNKNOWN_INSTRUCTION_RE = re.compile(r'[Uu]nknown instruction:? "?([A-Za-z0-9_-]+)"?')
 EXIT_STATUS_RE = re.compile(r"(?:^|: )exit status (\d+)$")
-# 1.28: copier: stat: "/nosuch.txt": no such file or directory
-# 1.39: ... no items matching glob "/ctx/nosuch.txt" copied (1 filtered out ...)
+# 1.28 and 1.39 alike: a missing source is `copier: stat: "/nosuch.txt": no such file or
+# directory`, one .dockerignore excludes `no items matching glob "/ctx/x" copied (1 filtered
+# out using /ctx/.dockerignore)`
 MISSING_SOURCE_RE = re.compile(
     r'copier: stat: "/?([^"]+)": no such file or directory'
     r'|no items matching glob "([^"]+)" copied'
