@@ -102,3 +102,31 @@ def test_a_docker_format_image_is_a_base_and_its_onbuild_runs(
     base, image = local_image(cli.store, "healthy:v1"), local_image(cli.store, "app:v1")
     assert image.layers[: len(base.layers)] == base.layers
     assert settings(cli.store, "app:v1")["Healthcheck"]["Test"][0] == "CMD"
+
+
+def test_gitea_takes_the_docker_manifest(cli: Cli, docker_context: Path, gitea_registry) -> None:
+    """Against the Gitea mode (Gitea 1.24.3's manifest rules), with giteaAdmin's token."""
+    build(cli, "--format", "docker", "-t", "healthy:v1", str(docker_context))
+    image = local_image(cli.store, "healthy:v1")
+    pushed = cli.run(
+        "push", "--registry", gitea_registry.url, *gitea_registry.tls_options(),
+        "--progress", "none", "giteaAdmin/healthy:v1",
+        credentials=("giteaAdmin", gitea_registry.secret("giteaAdmin", "token")),
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.describe()
+    assert f"Pushed {gitea_registry.host}/giteaadmin/healthy:v1@{image.digest}" in pushed.stdout
+
+
+def test_save_and_load_keep_a_docker_format_image(
+    cli: Cli, docker_context: Path, tmp_path: Path
+) -> None:
+    build(cli, "--format", "docker", "-t", "healthy:v1", str(docker_context))
+    image = local_image(cli.store, "healthy:v1")
+    archive = tmp_path / "healthy.tar"
+    assert cli.run("save", "healthy:v1", "-o", str(archive)).returncode == 0
+    other = tmp_path / "other-store"
+    loaded = cli.run("load", "-i", str(archive), env={"IDPWRAP_STORE": str(other)})
+    assert loaded.returncode == 0, loaded.describe()
+    assert local_image(other, "healthy:v1").digest == image.digest
+    (entry,) = json.loads((other / "index.json").read_text())["manifests"]
+    assert entry["mediaType"] == DOCKER_MANIFEST
