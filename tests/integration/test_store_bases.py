@@ -84,10 +84,13 @@ def test_base_only_cached_last_step_and_stages(
     build(cli, hello_context, "base:v1")
     base = local_image(cli.store, "base:v1")
 
-    # FROM alone: buildah 1.28 writes the image and then fails to find it; it is the base itself.
+    # FROM alone: the base's layers unchanged. (Without --timestamp buildah 1.28 wrote the image
+    # and then failed to find it; with the reproducible timestamp it commits a new config with
+    # one more empty history entry, so the digest is the base's only when buildah skips that.)
     only = make_context(tmp_path / "only", "FROM base:v1\n")
     build(cli, only, "same:v1", env=offline)
-    assert local_image(cli.store, "same:v1").digest == base.digest
+    same = local_image(cli.store, "same:v1")
+    assert same.layers == base.layers
 
     # The last step cached from an earlier build: the same quirk, the image is kept.
     longer = make_context(tmp_path / "longer", APP, {"app.txt": b"cached\n"})
