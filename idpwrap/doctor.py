@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from idpwrap import rootless
-from idpwrap.errors import IdpwrapError
+from idpwrap.errors import IdpwrapError, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -222,12 +222,7 @@ def disk(path: Path) -> Check:
     return Check("disk", OK, message)
 
 
-def human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+human = human_size
 
 
 def registry_probe(

@@ -12,9 +12,6 @@ import http.client
 import http.server
 import json
 import re
-import signal
-import ssl
-import sys
 import urllib.parse
 
 from giteacontent import Content
@@ -354,11 +351,6 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
 def serve(config: dict) -> None:
     Front.gitea = Gitea(config)
     Front.gitea.uploads_dir.mkdir(parents=True, exist_ok=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", config["port"]), Front)
-    server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(config["tls_cert"], config["tls_key"])
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print("ready", flush=True)
-    server.serve_forever()
+    import localregistry
+
+    localregistry.serve_loopback(Front, config)

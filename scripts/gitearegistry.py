@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -38,23 +37,12 @@ from giteamodel import DEFAULT_BODY_LIMIT, ORG, make_users
 
 def start_front(directory: Path, config: dict) -> int:
     """The front as its own process; secrets reach it on stdin, never argv or a file."""
-    log = directory / "gitea-front.log"
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps(config).encode() + b"\n")
-    process.stdin.close()
-    ready = process.stdout.readline()
-    process.stdout.close()
-    if ready.strip() != b"ready":
-        raise RuntimeError(f"the Gitea front did not start: {log.read_text()[-2000:]}")
-    return process.pid
+    import localregistry
+
+    argv = [sys.executable, os.path.abspath(__file__), "serve"]
+    return localregistry.spawn_helper(
+        argv, config, directory / "gitea-front.log", "the Gitea front"
+    )
 
 
 def start(directory: Path, body_limit: int = DEFAULT_BODY_LIMIT) -> dict:

@@ -400,7 +400,15 @@ def serve_tokens(config: dict) -> None:
             token = self.issue(user, query.get("scope", []), query)
             self.reply(200, {"token": token})
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", config["port"]), Handler)
+    serve_loopback(Handler, config)
+
+
+def serve_loopback(handler: type, config: dict) -> None:
+    """A helper server's main loop on 127.0.0.1:``config["port"]`` (TLS when ``config`` names a
+    certificate); says "ready" on stdout for ``spawn_helper`` and stops on SIGTERM."""
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", config["port"]), handler)
     server.daemon_threads = True
     if config.get("tls_cert"):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -409,6 +417,28 @@ def serve_tokens(config: dict) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("ready", flush=True)
     server.serve_forever()
+
+
+def spawn_helper(argv: list[str], config: dict, log: Path, what: str) -> int:
+    """A helper server as its own process (``argv``); its config, secrets included, reaches it
+    on stdin, never on its command line or in a file. Returns its pid once it is ready."""
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps(config).encode() + b"\n")
+    process.stdin.close()
+    ready = process.stdout.readline()
+    process.stdout.close()
+    if ready.strip() != b"ready":
+        stop_pid(process.pid)
+        raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}")
+    return process.pid
 
 
 def start_token_server(
@@ -430,24 +460,9 @@ def start_token_server(
         "tls_cert": str(tls[0]) if tls else "",
         "tls_key": str(tls[1]) if tls else "",
     }
-    log = directory / "token-server.log"
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "token-server"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=True,
-        )
-    assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps(config).encode() + b"\n")
-    process.stdin.close()
-    ready = process.stdout.readline()
-    process.stdout.close()
-    if ready.strip() != b"ready":
-        stop_pid(process.pid)
-        raise RuntimeError(f"the token server did not start: {log.read_text()[-2000:]}")
-    return process.pid, base, crt
+    argv = [sys.executable, os.path.abspath(__file__), "token-server"]
+    pid = spawn_helper(argv, config, directory / "token-server.log", "the token server")
+    return pid, base, crt
 
 
 def wait_until_ready(url: str, ca_file: str, pid: int, log: Path) -> None:
