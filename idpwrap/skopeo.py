@@ -146,6 +146,15 @@ def classify_failure(
     # ingress-nginx's HTML 413 page: "uploading layer chunked: StatusCode: 413, <html>..."
     if "statuscode: 413" in lowered and ("<html" in lowered or "entity too large" in lowered):
         return BodyTooLarge.from_proxy(host, pending_size)
+    if "obtain access token: invalid status code from registry 404" in lowered:
+        # containers/image trades an auth file's identitytoken by POST /v2/token, which Gitea
+        # answers 404 (routers/api/packages/api.go: AuthenticateNotImplemented).
+        return AuthFailed(
+            f"{host} has no OAuth2 token endpoint (POST /v2/token answered 404, as Gitea's"
+            f" does): the identity token from {credentials_source or 'the auth file'} cannot be"
+            f" used there; give a username with a password or access token (idpwrap login"
+            f" {host}, or GITEA_USERNAME with GITEA_TOKEN)"
+        )
     missing, altered = MISSING_BLOB.search(message), ALTERED_BLOB.search(message)
     if missing or altered:
         blob, got = (missing.group(1), "") if missing else (altered.group(1), altered.group(2))

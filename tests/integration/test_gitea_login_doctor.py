@@ -122,3 +122,21 @@ def test_doctor_reads_credentials_from_authfile(prebuilt_cli: Cli, gitea_registr
     missing = prebuilt_cli.run("doctor", "--authfile", str(authfile) + ".nope")
     assert missing.returncode == 2
     assert "--authfile" in missing.error_lines()[0]
+
+
+def test_an_identity_token_is_not_offered_to_gitea(prebuilt_cli: Cli, gitea_registry) -> None:
+    """Gitea has no OAuth2 refresh-token flow: POST /v2/token is 404 (api.go)."""
+    import base64
+
+    gitea = gitea_registry
+    authfile = prebuilt_cli.home / "identity.json"
+    entry = {"auth": base64.b64encode(b"<token>:").decode(), "identitytoken": "refresh-me"}
+    authfile.write_text(json.dumps({"auths": {gitea.host: entry}}))
+    result = prebuilt_cli.run(
+        "push", "--registry", gitea.url, *gitea.tls_options(), "--authfile", str(authfile),
+        "--progress", "none", "hello:v1", "giteaadmin/identity:v1",
+    )  # fmt: skip
+    assert result.returncode == 4
+    message = result.error_lines()[0]
+    assert "no OAuth2 token endpoint (POST /v2/token answered 404" in message
+    assert "idpwrap login" in message

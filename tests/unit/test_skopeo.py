@@ -298,3 +298,15 @@ def test_a_damaged_store_blob_names_image_blob_and_store():
     )
     error = classify_failure(altered, 1, HTTPS, ENV_SOURCE, image="hello:v1", store_root="/s")
     assert f"is damaged (its content is sha256:{'b' * 64})" in str(error)
+
+
+def test_identity_token_against_gitea_says_there_is_no_oauth_endpoint():
+    stderr = (
+        'level=fatal msg="trying to reuse blob sha256:aa at destination: Trying to obtain access'
+        ' token: invalid status code from registry 404 (Not Found)"'
+    )
+    error = classify_failure(stderr, 1, HTTPS, "auth file /a.json")
+    assert isinstance(error, AuthFailed)
+    assert "no OAuth2 token endpoint" in str(error) and "identity token from auth file" in str(
+        error
+    )
