@@ -149,6 +149,13 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
         def error(self, message: str) -> NoReturn:
+            if message.startswith("argument COMMAND: invalid choice: "):
+                import difflib
+
+                word = message.split("'")[1] if message.count("'") >= 2 else ""
+                close = difflib.get_close_matches(word, list(COMMANDS), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                message = f"unknown command {word!r}{hint}"
             self.exit(2, f"idpwrap: error: {message} (see '{self.prog} --help')\n")
 
         def parse_args(  # type: ignore[override]

@@ -168,6 +168,12 @@ def test_unknown_option_names_the_commands_help_and_the_closest_option(capsys, s
     )
 
 
+def test_an_unknown_command_names_the_closest_one(capsys):
+    assert usage_error(capsys, "biuld", "-t", "x", ".") == (
+        "idpwrap: error: unknown command 'biuld'; did you mean build? (see 'idpwrap --help')"
+    )
+
+
 def test_extra_words_name_the_commands_help(capsys):
     line = usage_error(capsys, "push", "--insecrue", "app:v1")
     assert line.endswith("(see 'idpwrap push --help')")
