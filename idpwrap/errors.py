@@ -149,8 +149,9 @@ class BodyTooLarge(RegistryUnreachable):
         refused = f"a layer of {human_size(size)} ({size} bytes)" if size else "a layer"
         return cls(
             f"the proxy in front of {host} refused {refused} with 413 Request Entity Too"
-            " Large: its body limit (ingress-nginx proxy-body-size; idpbuilder sets 1024m) is"
-            " smaller; raise it with the annotation nginx.ingress.kubernetes.io/proxy-body-size"
+            " Large: its request body limit (ingress-nginx proxy-body-size; idpbuilder sets"
+            " 1024m) is below that; raise it with the annotation"
+            " nginx.ingress.kubernetes.io/proxy-body-size"
             ' (e.g. "0" for no limit) on the registry\'s Ingress, or make the layer smaller'
         )
 
