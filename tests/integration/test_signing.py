@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,34 @@ def test_signed_push_to_the_gitea_mode(world, gitea_registry, tmp_path):
     other = cli.run("verify", reference, "--key", str(keys / "other.pub"),
                     *gitea_registry.tls_options(), credentials=credentials)  # fmt: skip
     assert other.returncode == 10, other.describe()
+
+
+def test_a_signed_push_leaks_neither_the_passphrase_nor_the_token(world, fresh_registry):
+    from .helpers import files_containing
+    from .test_credential_leaks import Sweeper
+
+    cli, keys = world
+    since = time.time() - 1
+    passphrase = keys / "passphrase"
+    passphrase.write_text(PASSPHRASE)
+    process = cli.popen(
+        "push", "--registry", fresh_registry.url, *fresh_registry.tls_options(),
+        "--progress", "none", "--sign-by-sigstore-private-key", str(keys / "cosign.key"),
+        "--sign-passphrase-file", str(passphrase), "two:v1", "giteaadmin/leak:v1",
+        credentials=fresh_registry.credentials,
+    )  # fmt: skip
+    token = Sweeper(process.pid, fresh_registry.password.encode())
+    words = Sweeper(process.pid, PASSPHRASE.encode())
+    while process.poll() is None:
+        token.sweep()
+        words.sweep()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert token.sweeps > 0
+    # idpwrap itself was given GITEA_TOKEN; no child may see it, in argv or environment.
+    assert [leak for leak in token.leaks if not leak.startswith("idpwrap itself")] == []
+    # The passphrase: never in an argv; in an environment only as cosign's COSIGN_PASSWORD.
+    assert [leak for leak in words.leaks if not leak.endswith("(cosign) in its environ")] == []
+    for secret in (fresh_registry.password.encode(), PASSPHRASE.encode()):
+        assert files_containing(secret, [cli.tmpdir, cli.home, cli.store], since) == []
+    assert not [p for p in Path(cli.tmpdir).iterdir() if p.name.startswith("idpwrap-")]
