@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -19,7 +20,8 @@ import pytest
 
 from .helpers import Cli, local_image, make_cli, make_context
 
-PASSPHRASE = "correct horse battery staple"
+# Random per run: the leak sweep looks at every process here, other test runs included.
+PASSPHRASE = "correct horse " + secrets.token_hex(8)
 CONTAINERFILE = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY app.txt /app.txt\n"
 
 pytestmark = pytest.mark.skipif(
