@@ -76,8 +76,9 @@ def execute(args: argparse.Namespace) -> int:
     settings = described["settings"]
     assert isinstance(settings, dict)
     width = max(len(value_text(item["value"])) for item in settings.values())
+    names = max(9, *(len(key) for key in settings))
     for key, item in settings.items():
-        print(f"{key:<9} {value_text(item['value']):<{width}}  {item['source']}")
+        print(f"{key:<{names}} {value_text(item['value']):<{width}}  {item['source']}")
     registries = described["registries"]
     assert isinstance(registries, dict)
     if registries:
