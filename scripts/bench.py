@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import localregistry
 
+from idpwrap import limits
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 IDPWRAP = str(VENV_BIN / "idpwrap")
@@ -315,24 +317,17 @@ def build_overhead(bench: Bench) -> Figure:
             env=bench.env,
         )
 
+    # The --ulimit flags idpwrap adds for buildah 1.39 as root under low hard limits: without
+    # them raw buildah's RUN step fails there.
+    ulimits = limits.buildah_ulimits("buildah")
+
     def theirs() -> float:
         touch()
         layout = bench.work / f"raw-layout-{counter[0]}"
         return timed(
-            [
-                "buildah",
-                "bud",
-                "--isolation",
-                "chroot",
-                "--disable-compression=false",
-                "--force-rm",
-                "--layers",
-                "-q",
-                "-t",
-                f"oci:{layout}:cold",
-                str(context),
-            ]
-        )
+            ["buildah", "bud", "--isolation", "chroot", "--disable-compression=false",
+             "--force-rm", "--layers", "-q", *ulimits, "-t", f"oci:{layout}:cold", str(context)]
+        )  # fmt: skip
 
     mine, raw = alternate(bench.runs, ours, theirs)
     return Figure("`idpwrap build` / raw `buildah bud`, same options, cold", mine, raw, "<= 1.05")

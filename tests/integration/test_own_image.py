@@ -10,10 +10,37 @@ from pathlib import Path
 
 import pytest
 
+from idpwrap import limits
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 IDPWRAP = str(ROOT / ".venv" / "bin" / "idpwrap")
-MIRROR = "http://deb.debian.org/debian"
+
+
+def host_mirror() -> str:
+    """The Debian archive this machine's apt uses for its own release (as scripts/env reads it):
+    deb822 ``*.sources`` first, then one-line ``sources.list`` entries."""
+    release = ""
+    with open("/etc/os-release") as os_release:
+        for line in os_release:
+            if line.startswith("VERSION_CODENAME="):
+                release = line.split("=", 1)[1].strip().strip('"')
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(
+                line.split(":", 1) for line in stanza.splitlines() if ":" in line and line[0] != "#"
+            )
+            if (
+                "deb" in fields.get("Types", "").split()
+                and release in fields.get("Suites", "").split()
+            ):
+                return fields["URIs"].split()[0]
+    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            words = [word for word in line.split() if not word.startswith("[")]
+            if len(words) >= 3 and words[0] == "deb" and words[2] == release:
+                return words[1]
+    pytest.fail("no Debian mirror for this release in /etc/apt/sources*")
 
 
 def run(command, **kwargs):
@@ -36,7 +63,10 @@ def debian_rootfs(tmp_path_factory):
         pytest.fail("debootstrap is not installed: scripts/setup installs it")
     target = tmp_path_factory.mktemp("debootstrap") / "rootfs"
     try:
-        run(["debootstrap", "--variant=minbase", "bookworm", str(target), MIRROR], timeout=900)
+        run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(target), host_mirror()],
+            timeout=900,
+        )
     finally:
         unmount_below(target)
     tarball = target.parent / "rootfs.tar"
@@ -60,7 +90,9 @@ def test_own_image_builds_on_an_imported_debian_and_runs_idpwrap(debian_rootfs, 
     assert built.returncode == 0, built.stderr[-3000:]
     assert "Image saved to local store: idpwrap:test" in built.stdout
 
-    container = run(["buildah", "from", "-q", f"oci:{store}:idpwrap:test"]).stdout.strip()
+    # buildah 1.39 as root under low hard limits: the same --ulimit flags as idpwrap's builds
+    ulimits = limits.buildah_ulimits("buildah")
+    container = run(["buildah", "from", "-q", *ulimits, f"oci:{store}:idpwrap:test"]).stdout.strip()
     try:
         version = run(["buildah", "run", "--isolation", "chroot", container, "--",
                        "idpwrap", "--version"])  # fmt: skip
