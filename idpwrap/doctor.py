@@ -73,6 +73,21 @@ def tool(name: str, runner: Callable[[list[str]], tuple[int, str]] = run_tool) -
     return Check(name, OK, f"{name} {shown} ({path})")
 
 
+def toolchain(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
+    """buildah, skopeo and Python against the test matrix: untested is a warning only."""
+    from idpwrap import matrix
+
+    found: dict[str, str] = {}
+    for name in ("buildah", "skopeo"):
+        path = rootless.find_program(name)
+        version = version_of(runner([path, "--version"])[1]) if path else None
+        found[name] = ".".join(str(part) for part in version) if version else "unknown"
+    tested, said = matrix.verdict(found["buildah"], found["skopeo"], matrix.python_version())
+    if tested:
+        return Check("matrix", OK, said)
+    return Check("matrix", WARNING, said, "nothing to do if builds and pushes work; else report it")
+
+
 def rootless_readiness(environ: Mapping[str, str] | None = None) -> list[Check]:
     if not rootless.is_rootless():
         return [Check("rootless", OK, "running as root: builds run as root, not rootless")]
@@ -368,6 +383,7 @@ def run_all(
         (config_file, "config"),
         (lambda: tool("buildah"), "buildah"),
         (lambda: tool("skopeo"), "skopeo"),
+        (toolchain, "matrix"),
         (rootless_readiness, "rootless"),
         (resource_limits, "limits"),
         (storage, "storage"),

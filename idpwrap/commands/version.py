@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from idpwrap import __version__
 
 TYPE_CHECKING = False
@@ -39,12 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from idpwrap import matrix
+
     versions = {"idpwrap": __version__, **{tool: tool_version(tool) for tool in TOOLS}}
+    versions["python"] = matrix.python_version()
+    tested, said = matrix.verdict(versions["buildah"], versions["skopeo"], versions["python"])
     if args.json:
         import json
 
-        print(json.dumps(versions))
+        print(json.dumps({**versions, "tested": tested, "matrix": said}))
     else:
         for name, version in versions.items():
             print(f"{name:8} {version}")
+        print(f"{'matrix':8} {said}")
+    if not tested and args.json:  # the JSON is for programs: a person reads stderr
+        sys.stderr.write(f"idpwrap: warning: {said}\n")
     return 0

@@ -119,17 +119,28 @@ def no_user_config(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
 
 
-def load_capture(name: str) -> dict:
-    return json.loads((DATA / f"skopeo-copy-{name}.json").read_text())
+# Each skopeo whose pty output was captured (scripts/capture-skopeo.py): Debian 12's, 13's.
+SKOPEO_VERSIONS = ("1.9.3", "1.18.0")
 
 
-@pytest.fixture
-def fresh_capture() -> dict:
-    """First push of a 4-layer image: every blob uploaded."""
-    return load_capture("fresh")
+def load_capture(name: str, version: str) -> dict:
+    return json.loads((DATA / f"skopeo-{version}-copy-{name}.json").read_text())
 
 
-@pytest.fixture
-def again_capture() -> dict:
+@pytest.fixture(params=SKOPEO_VERSIONS)
+def fresh_capture(request: pytest.FixtureRequest) -> dict:
+    """First push of a 4-layer image: every blob uploaded (each skopeo version)."""
+    return load_capture("fresh", request.param)
+
+
+@pytest.fixture(params=SKOPEO_VERSIONS)
+def again_capture(request: pytest.FixtureRequest) -> dict:
     """Second push of the same image: every layer skipped, the config uploaded."""
-    return load_capture("again")
+    return load_capture("again", request.param)
+
+
+@pytest.fixture(params=[(n, v) for n in ("fresh", "again") for v in SKOPEO_VERSIONS],
+                ids=lambda p: f"{p[0]}-{p[1]}")  # fmt: skip
+def capture(request: pytest.FixtureRequest) -> dict:
+    """Every capture: both pushes of each skopeo version."""
+    return load_capture(*request.param)

@@ -45,11 +45,14 @@ def test_version_command_reads_the_tools_versions(tmp_path, monkeypatch, capsys)
     fake_tool(tmp_path, "skopeo", 'echo "skopeo version 1.9.3"')
     monkeypatch.setenv("PATH", str(tmp_path))
     assert main(["version", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {
+    printed = json.loads(capsys.readouterr().out)
+    assert {name: printed[name] for name in ("idpwrap", "buildah", "skopeo", "python")} == {
         "idpwrap": __version__,
         "buildah": "1.28.2",
         "skopeo": "1.9.3",
+        "python": ".".join(str(part) for part in sys.version_info[:3]),
     }
+    assert printed["tested"] == (sys.version_info[:2] == (3, 11))
 
 
 def test_version_command_says_when_a_tool_is_missing_or_fails(tmp_path, monkeypatch):
