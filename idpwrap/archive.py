@@ -291,7 +291,7 @@ def _oci_images(
     images = []
     for number, entry in enumerate(entries):
         names = refs or _oci_names(entry, source, number)
-        images.append((_single_platform(entry, blob_dir, source), names))
+        images.append((_whole_or_single(entry, blob_dir, source), names))
     return images
 
 
@@ -324,6 +324,19 @@ def short_name(text: str, source: Path) -> LocalRef:
         raise ArchiveError(
             f"{source} names an image {text!r} the store cannot take: {error}"
         ) from error
+
+
+def _whole_or_single(entry: dict[str, Any], blob_dir: Path, source: Path) -> dict[str, Any]:
+    """A multi-platform index as it is when the archive holds every child (the store keeps
+    indexes whole), else the manifest for this machine (an archive of one platform's blobs)."""
+    if entry.get("mediaType") not in INDEX_TYPES:
+        return entry
+    try:
+        walk_blobs([entry], blob_dir, strict=True)
+    except StoreError as error:
+        log.info("%s: %s: loading this machine's image only", source, error)
+        return _single_platform(entry, blob_dir, source)
+    return entry
 
 
 def _single_platform(entry: dict[str, Any], blob_dir: Path, source: Path) -> dict[str, Any]:

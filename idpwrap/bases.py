@@ -28,9 +28,11 @@ from idpwrap.store import LAYOUT_CONTENT, REF_ANNOTATION, StoredImage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from idpwrap.store import Store
+
+    Chooser = Callable[[StoredImage, str | None], dict[str, object]]
 
 LAYOUT_PREFIX = "idpwrap-base-"
 LAYOUT_REF = "image"
@@ -40,14 +42,16 @@ VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]
 LOCAL_PREFIXES = ("localhost/",)
 
 
-class Base(namedtuple("Base", "written image directory")):
-    """A base named in the Containerfile (``written``), the stored image it resolved to, and
-    the directory of its pinned layout."""
+class Base(namedtuple("Base", "written image directory descriptor", defaults=(None,))):
+    """A base named in the Containerfile (``written``), the stored image it resolved to, the
+    directory of its pinned layout, and the manifest pinned there (of a multi-platform image,
+    the child of the platform being built; else the image's own)."""
 
     __slots__ = ()
     written: str
     image: StoredImage
     directory: str
+    descriptor: dict[str, object] | None
 
 
 class Instruction(namedtuple("Instruction", "start end keyword text")):
@@ -156,9 +160,13 @@ def find_stored(images: Sequence[StoredImage], text: str) -> StoredImage | None:
 
 
 def rewrite(
-    text: str, images: Sequence[StoredImage], build_args: Sequence[str]
+    text: str,
+    images: Sequence[StoredImage],
+    build_args: Sequence[str],
+    choose: Chooser | None = None,
 ) -> tuple[str, list[Base]]:
-    """The Containerfile with each base the store has pointed at its pinned layout."""
+    """The Containerfile with each base the store has pointed at its pinned layout;
+    ``choose(image, platform)`` gives the manifest to pin (``FROM --platform=`` or None)."""
     overrides: dict[str, str | None] = {}
     for build_arg in build_args:
         name, equals, value = build_arg.partition("=")
@@ -184,8 +192,10 @@ def rewrite(
             if len(operands) >= 3 and operands[1].lower() == "as":
                 stages.add(operands[2].lower())
             replacement = None
+            flags = [word.split("=", 1)[1] for word in words[1:] if word.startswith("--platform=")]
             if not earlier_stage:
-                replacement = _replacement(written, global_args, images, bases)
+                wanted = _expand(flags[0], global_args) if flags else None
+                replacement = _replacement(written, global_args, images, bases, choose, wanted)
             if replacement:
                 edits.append(_edit(text, instruction, written, replacement))
         elif instruction.keyword in ("COPY", "ADD"):
@@ -196,7 +206,7 @@ def rewrite(
                     written = word.split("=", 1)[1]
                     if written.isdigit() or written.lower() in stages:
                         break
-                    replacement = _replacement(written, {}, images, bases)
+                    replacement = _replacement(written, {}, images, bases, choose, None)
                     if replacement:
                         edits.append(_edit(text, instruction, word, f"--from={replacement}"))
                     break
@@ -206,7 +216,12 @@ def rewrite(
 
 
 def _replacement(
-    written: str, values: dict[str, str | None], images: Sequence[StoredImage], bases: list[Base]
+    written: str,
+    values: dict[str, str | None],
+    images: Sequence[StoredImage],
+    bases: list[Base],
+    choose: Chooser | None,
+    platform: str | None,
 ) -> str | None:
     expanded = _expand(written, values) if "$" in written else written
     if not expanded:
@@ -214,10 +229,11 @@ def _replacement(
     image = find_stored(images, expanded)
     if image is None:
         return None
-    directory = LAYOUT_PREFIX + image.digest.split(":", 1)[1][:16]
+    descriptor = choose(image, platform) if choose else image.descriptor
+    directory = LAYOUT_PREFIX + str(descriptor["digest"]).split(":", 1)[1][:16]
     if not any(base.directory == directory for base in bases):
-        bases.append(Base(expanded, image, directory))
-    if dirview.is_docker(image.descriptor):
+        bases.append(Base(expanded, image, directory, descriptor))
+    if dirview.is_docker(descriptor):
         return f"dir:{directory}"  # buildah 1.28 reads only OCI manifests from a layout
     return f"oci:{directory}:{LAYOUT_REF}"
 
@@ -238,12 +254,13 @@ def pin(store: Store, base: Base, directory: Path) -> None:
     layout = directory / base.directory
     if layout.exists():
         return
-    if dirview.is_docker(base.image.descriptor):
-        dirview.write(str(layout), str(store.root / "blobs" / "sha256"), base.image.digest)
+    pinned = base.descriptor or base.image.descriptor
+    if dirview.is_docker(pinned):
+        dirview.write(str(layout), str(store.root / "blobs" / "sha256"), str(pinned["digest"]))
         return
     layout.mkdir()
     (layout / "oci-layout").write_bytes(LAYOUT_CONTENT)
-    descriptor = {k: v for k, v in base.image.descriptor.items() if k != "annotations"}
+    descriptor = {k: v for k, v in pinned.items() if k not in ("annotations", "platform")}
     descriptor["annotations"] = {REF_ANNOTATION: LAYOUT_REF}
     index = {"schemaVersion": 2, "manifests": [descriptor]}
     (layout / "index.json").write_text(json.dumps(index))
@@ -251,10 +268,15 @@ def pin(store: Store, base: Base, directory: Path) -> None:
 
 
 def prepare(
-    store: Store, containerfile: Path, build_args: Sequence[str], directory: Path
+    store: Store,
+    containerfile: Path,
+    build_args: Sequence[str],
+    directory: Path,
+    platform: str | None = None,
 ) -> tuple[Path, list[Base]]:
     """The Containerfile to build (a rewritten copy in ``directory`` when it uses stored
-    bases, with their pinned layouts beside it) and those bases."""
+    bases, with their pinned layouts beside it) and those bases. A multi-platform base gives
+    its child for ``platform`` (the host's when None)."""
     try:
         text = containerfile.read_text()
     except (OSError, UnicodeDecodeError) as error:
@@ -264,7 +286,15 @@ def prepare(
     images = store.images()
     if not images:
         return containerfile, []
-    rewritten, bases = rewrite(text, images, build_args)
+    from idpwrap import platforms
+    from idpwrap.store import indexes
+
+    def choose(image: StoredImage, wanted: str | None) -> dict[str, object]:
+        if not indexes.is_index(image):
+            return image.descriptor
+        return indexes.child(store, image, wanted or platform or platforms.host()).descriptor
+
+    rewritten, bases = rewrite(text, images, build_args, choose)
     if not bases:
         return containerfile, []
     for base in bases:

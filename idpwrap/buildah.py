@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,6 @@ PULL_MODES = ("never", "missing", "always")
 # Our pull modes in buildah 1.28's words: its "false" pulls only what its storage lacks.
 PULL_ARGUMENT = {"never": "never", "missing": "false", "always": "always"}
 DEFAULT_PULL = "missing"
-PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
 SECRET_TYPES = ("file",)
 
 
@@ -72,18 +70,6 @@ def parse_secret(text: str) -> tuple[str, Path]:
     if not path.is_file() or not os.access(path, os.R_OK):
         raise UsageError(f"--secret {fields['id']}: {fields['src']} is not a readable file")
     return fields["id"], path
-
-
-def parse_platform(text: str) -> str:
-    """One ``OS/ARCH[/VARIANT]``: an image in the store is a single-platform manifest."""
-    if "," in text:
-        raise UsageError(
-            f"--platform {text!r}: one platform per build (the store keeps single-platform"
-            " images): build once per platform, with a tag for each"
-        )
-    if not PLATFORM_RE.match(text):
-        raise UsageError(f"--platform {text!r}: expected OS/ARCH[/VARIANT], e.g. linux/arm64")
-    return text
 
 
 def parse_label(text: str) -> str:

@@ -230,8 +230,13 @@ def reuse(store: Store, fingerprint_digest: str, refs: Sequence[LocalRef]) -> St
         log.info("the image of an identical build (%s) is gone: building", record["digest"])
         return None
     try:
-        details = store.details(image)
-        for digest, size in details.blobs:
+        from idpwrap.store import indexes
+
+        if indexes.is_index(image):
+            blobs = indexes.index_blobs(store, image)
+        else:
+            blobs = store.details(image).blobs
+        for digest, size in blobs:
             if store.blob_path(digest).stat().st_size != size:
                 return None
         tagged = store.tag(image, list(refs))

@@ -41,6 +41,7 @@ KEYS: dict[str, tuple[str, str]] = {
     # buildah's and podman's own variable: the same setting means the same here
     "format": ("BUILDAH_FORMAT", "format"),
     "sign_by_sigstore_private_key": ("IDPWRAP_SIGN_BY_SIGSTORE_PRIVATE_KEY", "path"),
+    "platform": ("IDPWRAP_PLATFORM", "platforms"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -121,6 +122,8 @@ def convert(key: str, value: object, where: str, base: Path | None = None) -> ob
             return parse_setting(str(value), f"{where}: 'timestamp'")
         except UsageError as error:
             raise ConfigError(str(error)) from error
+    if kind == "platforms" and isinstance(value, list):
+        value = ",".join(str(item) for item in value)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: '{key}' must be a non-empty string, not {value!r}")
     value = value.strip()
@@ -137,6 +140,13 @@ def convert(key: str, value: object, where: str, base: Path | None = None) -> ob
 
         try:
             parse_registry(value)
+        except UsageError as error:
+            raise ConfigError(f"{where}: {error}") from error
+    if kind == "platforms":
+        from idpwrap.platforms import parse
+
+        try:
+            return ",".join(parse([value]))
         except UsageError as error:
             raise ConfigError(f"{where}: {error}") from error
     if kind == "path":
@@ -399,6 +409,7 @@ def effective_settings(
     settings["timestamp"] = config.setting("timestamp")
     settings["format"] = config.setting("format")
     settings["sign_by_sigstore_private_key"] = config.setting("sign_by_sigstore_private_key")
+    settings["platform"] = config.setting("platform")
     return settings
 
 

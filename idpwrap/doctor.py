@@ -362,6 +362,24 @@ def config_file() -> Check:
     return Check("config", OK, f"{loaded.path} is valid")
 
 
+def emulation() -> Check:
+    """The platforms whose RUN steps this machine can build: its own, and emulated ones."""
+    from idpwrap import platforms
+
+    known = [f"linux/{arch}" for arch in platforms.ELF_MACHINES]
+    native = [platform for platform in known if platforms.native(platform)]
+    emulated = [p for p in platforms.runnable(known) if p not in native]
+    message = f"RUN steps build for {', '.join(native)} natively"
+    if emulated:
+        return Check("platforms", OK, f"{message}, {', '.join(emulated)} emulated (binfmt_misc)")
+    return Check(
+        "platforms", OK,
+        f"{message}, no other (no emulation); without RUN steps any platform builds",
+        "foreign RUN steps: apt-get install qemu-user-static, then as root mount binfmt_misc and"
+        " register qemu (scripts/emulation does both)",
+    )  # fmt: skip
+
+
 def run_all(
     registry: str | None = None,
     store: str | None = None,
@@ -387,6 +405,7 @@ def run_all(
         (rootless_readiness, "rootless"),
         (resource_limits, "limits"),
         (storage, "storage"),
+        (emulation, "platforms"),
         (store_checks, "store"),
         (lambda: registry_and_credentials(registry, tls, authfile), "registry"),
     ):

@@ -5,6 +5,7 @@ Only ``cli.main`` turns these into a message and an exit code; everything below 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 # Exit codes are part of the interface (documented in the README): keep them stable.
@@ -216,3 +217,20 @@ class SetupError(IdpwrapError):
     IDs, user namespaces); the message gives the command that fixes it."""
 
     exit_code = EXIT_SETUP
+
+    @classmethod
+    def no_emulation(
+        cls, platforms: list[str], qemu: list[str], host: str, binfmt_dir: str
+    ) -> SetupError:
+        names = ", ".join(platforms)
+        mounted = os.path.exists(os.path.join(binfmt_dir, "status"))
+        steps = ["install qemu-user-static (apt-get install qemu-user-static)"]
+        if not mounted:
+            steps.append(f"as root: mount -t binfmt_misc binfmt_misc {binfmt_dir}")
+        confs = " ".join(f"/usr/lib/binfmt.d/{name}.conf" for name in qemu)
+        steps.append(f"register it as root (/usr/lib/systemd/systemd-binfmt {confs})")
+        return cls(
+            f"the Containerfile has RUN steps and this {host} machine cannot run programs of"
+            f" {names} (no binfmt_misc emulation for it): {'; '.join(steps)}; or 'scripts/setup'"
+            " does all that. 'idpwrap doctor' lists the platforms this machine can build for"
+        )

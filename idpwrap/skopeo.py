@@ -49,8 +49,8 @@ DENIED_MARKERS = ("denied", "status 403", "insufficient_scope")
 class CopyOptions(
     namedtuple(
         "CopyOptions",
-        "registry authfile_fd digestfile tls_verify cert_dir retry_times extra_fds",
-        defaults=(True, None, 3, ()),
+        "registry authfile_fd digestfile tls_verify cert_dir retry_times extra_fds all_images",
+        defaults=(True, None, 3, (), False),
     )
 ):
     """How one ``skopeo copy`` reaches the registry."""
@@ -63,6 +63,7 @@ class CopyOptions(
     cert_dir: str | Path | None
     retry_times: int
     extra_fds: tuple[int, ...]  # more descriptors the child reads as /dev/fd/N (a passphrase)
+    all_images: bool  # the source is an image index: copy every child, then the index
 
 
 def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
@@ -81,6 +82,8 @@ def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
         argv.append("--dest-tls-verify=false")
     if options.cert_dir is not None:
         argv += ["--dest-cert-dir", str(options.cert_dir)]
+    if options.all_images:
+        argv.append("--multi-arch=all")  # skopeo 1.9.3 and 1.18 alike (--all is older)
     return [*argv, source, destination]
 
 

@@ -17,6 +17,7 @@ from idpwrap import (
     layercache,
     limits,
     log,
+    platforms,
     procs,
     rootless,
     timestamps,
@@ -26,7 +27,7 @@ from idpwrap.config import IMAGE_FORMATS, image_format
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
-from idpwrap.store import Store, StoredImage, layout_is_whole
+from idpwrap.store import Store, StoredImage, indexes, layout_is_whole
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def layout_reference(layout: Path, scratch: Path) -> str:
         # containers/image resolves the link, and a dangling one fails as "invalid reference
         # format": the directory must exist before buildah sees the link.
         layout.mkdir(exist_ok=True)
-        link = scratch / "layout"
+        link = scratch / layout.name
         link.symlink_to(layout, target_is_directory=True)
         layout = link
     return f"oci:{layout}:{LAYOUT_IMAGE_NAME}"
@@ -52,8 +53,8 @@ class BuildRequest(
     namedtuple(
         "BuildRequest",
         "context tags containerfile build_args target labels no_cache pull secrets platform"
-        " timestamp format",
-        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None, None, "oci"),
+        " timestamp format platforms",
+        defaults=(None, (), None, (), False, buildah.DEFAULT_PULL, (), None, None, "oci", ()),
     )
 ):
     """What to build: the options of ``idpwrap build``, checked and resolved."""
@@ -71,6 +72,18 @@ class BuildRequest(
     platform: str | None
     timestamp: str | int | None  # "now", seconds, or None: SOURCE_DATE_EPOCH, git, fixed epoch
     format: str  # oci, or docker (Docker v2 schema 2: keeps HEALTHCHECK, SHELL, ...)
+    platforms: tuple[str, ...]  # two or more: one image index (platform is then None)
+
+
+class BuildPlace(namedtuple("BuildPlace", "work scratch storage when")):
+    """Where each platform's buildah runs: the store's working directory, a colon-free one for
+    links, buildah's storage, and the build time."""
+
+    __slots__ = ()
+    work: Path
+    scratch: Path
+    storage: rootless.Storage
+    when: timestamps.BuildTime
 
 
 class BuildResult(namedtuple("BuildResult", "image reused")):
@@ -99,7 +112,7 @@ def run(
         build_args=dict(arg.split("=", 1) for arg in request.build_args),
         target=request.target,
         labels=tuple(request.labels),
-        platform=request.platform,
+        platform=",".join(request.platforms) or request.platform,
         secrets=tuple(request.secrets),
         isolation=buildah.isolation(),
         rootless=rootless.is_rootless(),
@@ -121,58 +134,31 @@ def run(
     storage = rootless.default_storage()
     rootless.prepare(storage)
     log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
+    targets = request.platforms or (request.platform,)
+    if len(targets) > 1 and request.format == "docker":
+        raise UsageError(
+            "--format docker builds one platform at a time (buildah 1.28 and skopeo 1.9.3 read"
+            " Docker manifests from the store one by one): build several platforms as oci, the"
+            " default, or each platform under its own tag"
+        )
+    if any(targets) and containerfile_runs(file):
+        platforms.check_emulation([target for target in targets if target])  # before buildah
     work = store.temp_dir("build")
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
-        with contextlib.ExitStack() as reading:
-            reading.enter_context(store.reading())  # the bases' blobs stay while buildah reads
-            file, bases = stored_bases.prepare(store, file, request.build_args, work)
-            if not bases:
-                reading.close()
-            for base in bases:
-                on_output(f"idpwrap: FROM {base.written}: the store's {base.image.ref}"
-                          f" ({base.image.digest})\n")  # fmt: skip
-            names = {base.directory: base.written for base in bases}
-            shown = on_output
-            if not log.verbose():  # --verbose shows buildah's output as it is
-                shown = buildlog.OutputFilter(on_output, names, ", ".join(map(str, tags)))
-            options = buildah.BuildOptions(
-                context=context,
-                containerfile=file,
-                build_args=tuple(request.build_args),
-                target=request.target,
-                labels=tuple(request.labels),
-                no_cache=request.no_cache,
-                pull=request.pull,
-                secrets=tuple(request.secrets),
-                platform=request.platform,
-                storage=storage,
-                ulimits=tuple(limits.buildah_ulimits("buildah")),
-                timestamp=when.seconds,
-                annotations=tuple(when.annotations()),
-                format=request.format,
-            )
-            layout = work / "layout"
-            destination = layout_reference(layout, scratch)
-            if request.format == "docker":
-                name = buildah.DOCKER_BUILD_PREFIX + os.urandom(8).hex()
-                argv = buildah.bud_argv(options, name)
-            else:
-                argv = buildah.bud_argv(options, destination)
-            log.debug("running %s", " ".join(argv))
-            try:
-                with layercache.holding(storage, when.seconds, buildah.clear_cache):
-                    buildah.build(
-                        argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
-                    )
-            except BuildFailed as failed:
-                raise explained(failed, written_file, names) from None
-            finally:
-                if isinstance(shown, buildlog.OutputFilter):
-                    shown.flush()
-            if request.format == "docker":
-                buildah.copy_to_layout(storage, name, destination)
-            image = store.add_layout(layout, tags)
+        layouts = []
+        for number, platform in enumerate(targets, start=1):
+            if len(targets) > 1:
+                on_output(f"idpwrap: building {platform} ({number} of {len(targets)})\n")
+            layout = work / f"layout-{number}" if len(targets) > 1 else work / "layout"
+            place = BuildPlace(work, scratch, storage, when)
+            build_one(store, request, file, written_file, platform, layout, place, on_output)
+            layouts.append(layout)
+        if len(layouts) == 1:
+            image = store.add_layout(layouts[0], tags)
+        else:
+            descriptor = indexes.assemble(layouts, work / "index")
+            image = store.add_images(work / "index", [(descriptor, tags)])[0]
     finally:
         store.release(work)
         if scratch != work:
@@ -185,6 +171,68 @@ def run(
         else:
             log.info("build cache: the context changed during the build: not recorded")
     return BuildResult(image, False)
+
+
+def build_one(
+    store: Store,
+    request: BuildRequest,
+    file: Path,
+    written_file: Path,
+    platform: str | None,
+    layout: Path,
+    place: BuildPlace,
+    on_output: Callable[[str], None],
+) -> None:
+    """One ``buildah bud`` (for ``platform``, or the host's) into the private ``layout``."""
+    tags = list(request.tags)
+    work, when = place.work, place.when
+    with contextlib.ExitStack() as reading:
+        reading.enter_context(store.reading())  # the bases' blobs stay while buildah reads
+        file, bases = stored_bases.prepare(store, file, request.build_args, work, platform)
+        if not bases:
+            reading.close()
+        for base in bases:
+            on_output(f"idpwrap: FROM {base.written}: the store's {base.image.ref}"
+                      f" ({base.image.digest})\n")  # fmt: skip
+        names = {base.directory: base.written for base in bases}
+        shown = on_output
+        if not log.verbose():  # --verbose shows buildah's output as it is
+            shown = buildlog.OutputFilter(on_output, names, ", ".join(map(str, tags)))
+        options = buildah.BuildOptions(
+            context=request.context.absolute(),
+            containerfile=file,
+            build_args=tuple(request.build_args),
+            target=request.target,
+            labels=tuple(request.labels),
+            no_cache=request.no_cache,
+            pull=request.pull,
+            secrets=tuple(request.secrets),
+            platform=platform,
+            storage=place.storage,
+            ulimits=tuple(limits.buildah_ulimits("buildah")),
+            timestamp=when.seconds,
+            annotations=tuple(when.annotations()),
+            format=request.format,
+        )
+        destination = layout_reference(layout, place.scratch)
+        if request.format == "docker":
+            name = buildah.DOCKER_BUILD_PREFIX + os.urandom(8).hex()
+            argv = buildah.bud_argv(options, name)
+        else:
+            argv = buildah.bud_argv(options, destination)
+        log.debug("running %s", " ".join(argv))
+        try:
+            with layercache.holding(place.storage, when.seconds, buildah.clear_cache):
+                buildah.build(
+                    argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
+                )
+        except BuildFailed as failed:
+            raise explained(failed, written_file, names) from None
+        finally:
+            if isinstance(shown, buildlog.OutputFilter):
+                shown.flush()
+        if request.format == "docker":
+            buildah.copy_to_layout(place.storage, name, destination)
 
 
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:
@@ -243,8 +291,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a file RUN --mount=type=secret,id=ID can read; never stored in the image",
     )  # fmt: skip
     parser.add_argument(
-        "--platform", metavar="OS/ARCH[/VARIANT]",
-        help="the platform of the image (one per build), e.g. linux/arm64",
+        "--platform", action="append", metavar="OS/ARCH[/VARIANT][,...]",
+        help="the platform(s) to build, e.g. linux/arm64; several (comma-separated or"
+        " repeated) store one image index (config: platform)",
     )  # fmt: skip
     parser.add_argument(
         "--timestamp", metavar="now|SECONDS",
@@ -259,6 +308,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " format, else oci",
     )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
+
+
+def platform_fields(values: list[str] | None) -> dict[str, object]:
+    """``platform`` (one) or ``platforms`` (several) from ``--platform`` or the config."""
+    if not values:
+        from idpwrap import config
+
+        configured = config.load().setting("platform").value
+        values = [str(configured)] if configured else []
+    found = platforms.parse(values)
+    if len(found) > 1:
+        return {"platform": None, "platforms": found}
+    return {"platform": found[0] if found else None, "platforms": ()}
+
+
+def containerfile_runs(file: Path) -> bool:
+    """Whether the Containerfile has RUN steps (they execute the target platform's programs)."""
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False  # buildah reports an unreadable file itself
+    return any(item.keyword == "RUN" for item in stored_bases.instructions(text))
 
 
 def context_of(positional: str | None, option: str | None) -> Path:
@@ -298,9 +369,9 @@ def execute(args: argparse.Namespace) -> int:
         no_cache=args.no_cache,
         pull=args.pull,
         secrets=[buildah.parse_secret(secret) for secret in args.secret],
-        platform=buildah.parse_platform(args.platform) if args.platform else None,
         timestamp=build_timestamp(args.timestamp),
         format=image_format(args.format),
+        **platform_fields(args.platform),
     )
     store = open_store(args)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from idpwrap.commands import notice, open_store
@@ -23,8 +23,10 @@ class ImageRow:
     digest: str
     size: int
     created: str
-    config: str = ""  # the config's digest: podman's image ID
+    config: str = ""  # the config's digest: podman's image ID; empty for an index
     damage: str = ""  # why the image cannot be read, when a blob is missing or damaged
+    platforms: tuple[str, ...] = ()  # os/arch of each child of an index, or of the image
+    media_type: str = ""
 
     @property
     def reference(self) -> str:
@@ -32,27 +34,37 @@ class ImageRow:
 
     def as_json(self) -> dict[str, object]:
         fields = {"reference": self.reference, **asdict(self)}
+        fields["platforms"] = list(self.platforms)
+        fields["mediaType"] = fields.pop("media_type")
         if not self.damage:
             del fields["damage"]
         return fields
 
 
 def list_images(store: Store) -> list[ImageRow]:
+    from idpwrap import platforms
+    from idpwrap.store import indexes
+
     rows = []
     for image in store.images():
+        media_type = str(image.descriptor.get("mediaType", ""))
         try:
-            details = store.details(image)
+            if indexes.is_index(image):
+                size = sum(size for _, size in indexes.index_blobs(store, image))
+                found = tuple(indexes.platforms_of(store, image))
+                created, config = indexes.created(store, image), ""
+            else:
+                details = store.details(image)
+                size, created = details.size, details.created
+                found = (platforms.of(details.config),)
+                config = str(details.manifest["config"]["digest"])
         except StoreError as error:
             rows.append(
                 ImageRow(image.ref.name, image.ref.tag, image.digest, 0, "", "", str(error))
             )
             continue
-        config = str(details.manifest["config"]["digest"])
-        rows.append(
-            ImageRow(
-                image.ref.name, image.ref.tag, image.digest, details.size, details.created, config
-            )
-        )
+        row = ImageRow(image.ref.name, image.ref.tag, image.digest, size, created, config)
+        rows.append(replace(row, platforms=found, media_type=media_type))
     return rows
 
 
@@ -77,7 +89,7 @@ def age(created: str, now: datetime | None = None) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true",
-        help="a JSON list: reference, name, tag, digest, size, created, config",
+        help="a JSON list: reference, name, tag, digest, size, created, config, platforms",
     )  # fmt: skip
 
 
@@ -89,11 +101,12 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([row.as_json() for row in rows], indent=2))
         return 0
-    table = [("REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED")]
+    table = [("REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS", "CREATED")]
     for row in rows:
         digest = row.digest.split(":", 1)[-1][:12]
         size = "damaged" if row.damage else human_bytes(row.size)
-        table.append((row.name, row.tag, digest, size, age(row.created)))
+        shown = ",".join(row.platforms) or "-"
+        table.append((row.name, row.tag, digest, size, shown, age(row.created)))
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
     for line in table:
         print(

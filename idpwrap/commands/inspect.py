@@ -6,7 +6,7 @@ import json
 
 from idpwrap.commands import open_store
 from idpwrap.display import human_bytes
-from idpwrap.store import ImageDetails, Store
+from idpwrap.store import ImageDetails, Store, StoredImage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -14,12 +14,57 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def describe(store: Store, text: str) -> dict[str, Any]:
-    """What ``inspect --json`` prints: podman's fields where it has them, in its spelling."""
+def describe(store: Store, text: str, platform: str | None = None) -> dict[str, Any]:
+    """What ``inspect --json`` prints: podman's fields where it has them, in its spelling;
+    for a multi-platform image its index, or with ``platform`` that child."""
+    from idpwrap.store import indexes
+
     image = store.lookup(text)
-    details = store.details(image)
     # sorted, and a digest names the first of them: the same answer every time
-    return as_dict(details, sorted(str(i.ref) for i in store.images() if i.digest == image.digest))
+    tags = sorted(str(i.ref) for i in store.images() if i.digest == image.digest)
+    if indexes.is_index(image) and platform is None:
+        return index_dict(store, image, tags)
+    if platform is not None:
+        image = indexes.child(store, image, platform)
+    return as_dict(store.details(image), tags)
+
+
+def index_dict(store: Store, image: StoredImage, tags: list[str]) -> dict[str, Any]:
+    from idpwrap.store import indexes
+
+    return {
+        "reference": str(image.ref),
+        "digest": image.digest,
+        "mediaType": image.descriptor.get("mediaType"),
+        "tags": tags,
+        "size": sum(size for _, size in indexes.index_blobs(store, image)),
+        "created": indexes.created(store, image),
+        "manifests": [
+            {
+                "platform": child.platform,
+                "digest": child.descriptor["digest"],
+                "size": child.descriptor["size"],
+                "mediaType": child.descriptor.get("mediaType"),
+            }
+            for child in indexes.children(store, image)
+        ],
+    }
+
+
+def index_text(info: dict[str, Any]) -> str:
+    lines = [
+        f"Reference:    {info['reference']}",
+        f"Digest:       {info['digest']} (image index)",
+        f"Tags:         {', '.join(info['tags'])}",
+        f"Created:      {info['created'] or 'unknown'}",
+        f"Size:         {human_bytes(info['size'])} ({info['size']} bytes, compressed, all"
+        " platforms, shared blobs once)",
+        f"Platforms ({len(info['manifests'])}):",
+    ]
+    for child in info["manifests"]:
+        lines.append(f"  {child['platform']:<16}{child['digest']}  {human_bytes(child['size'])}")
+    lines.append("One platform's image: idpwrap inspect --platform OS/ARCH")
+    return "\n".join(lines)
 
 
 def as_dict(details: ImageDetails, tags: list[str]) -> dict[str, Any]:
@@ -107,9 +152,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "image", metavar="IMAGE", help="NAME[:TAG], NAME@sha256:DIGEST or a digest (12+ hex)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="of a multi-platform image, the image of this platform (default: the index)",
+    )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:
-    info = describe(open_store(args), args.image)
-    print(json.dumps(info, indent=2) if args.json else as_text(info))
+    platform = None
+    if args.platform:
+        from idpwrap import platforms
+
+        (platform,) = platforms.parse([args.platform.split(",")[0]])
+    info = describe(open_store(args), args.image, platform)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(index_text(info) if "manifests" in info else as_text(info))
     return 0

@@ -43,7 +43,7 @@ from idpwrap.refs import (
     store_candidates,
 )
 from idpwrap.scratch import private_directory, remove_tree
-from idpwrap.store import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION, ImageDetails, Store
+from idpwrap.store import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION, Store, StoredImage, indexes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,8 +63,8 @@ class PushRequest(
     namedtuple(
         "PushRequest",
         "source destination registry owner insecure ca_file cert_dir retry username password"
-        " authfile signer",
-        defaults=(None, None, None, False, None, None, 3, None, None, None, None),
+        " authfile signer platform",
+        defaults=(None, None, None, False, None, None, 3, None, None, None, None, None),
     )
 ):
     """What the user asked for; the password only ever comes from stdin or the environment."""
@@ -82,6 +82,7 @@ class PushRequest(
     password: str | None
     authfile: str | Path | None
     signer: Signer | None  # --sign-by-sigstore-private-key, checked before anything is pushed
+    platform: str | None  # of a multi-platform image, push only this child
 
     def __repr__(self) -> str:
         return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
@@ -121,7 +122,7 @@ def choose_registry(request: PushRequest, source: SourceRef) -> Registry:
 def plan_destination(
     request: PushRequest,
     source: SourceRef,
-    details: ImageDetails,
+    image: StoredImage,
     registry: Registry,
     credentials: creds.Credentials | None,
 ) -> Destination:
@@ -130,7 +131,7 @@ def plan_destination(
     owner = request.owner
     if not owner and credentials and not credentials.identity_token and len(source.path) == 1:
         owner = credentials.username
-    return gitea_destination(registry, source, details.image.ref, owner)
+    return gitea_destination(registry, source, image.ref, owner)
 
 
 def _write(path: str, data: bytes) -> None:
@@ -138,16 +139,19 @@ def _write(path: str, data: bytes) -> None:
         file.write(data)
 
 
-def write_push_layout(directory: str | Path, store: Store, details: ImageDetails) -> str:
+def write_push_layout(directory: str | Path, store: Store, image: StoredImage) -> str:
     """A one-image OCI layout whose blobs are the store's own (a symlink), pinned to the
-    manifest we resolved: a tag moved by a concurrent build cannot change what we push.
+    manifest (or index) we resolved: a tag moved by a concurrent build cannot change what we
+    push.
 
     (Plain ``os.path``, like everything before skopeo starts: pathlib costs an import.)"""
     layout = os.path.join(directory, "layout")
     os.mkdir(layout)
     _write(os.path.join(layout, LAYOUT_FILE), b'{"imageLayoutVersion":"1.0.0"}')
     descriptor = {
-        key: value for key, value in details.image.descriptor.items() if key != "annotations"
+        key: value
+        for key, value in image.descriptor.items()
+        if key not in ("annotations", "platform")
     }
     descriptor["annotations"] = {REF_ANNOTATION: PUSH_LAYOUT_NAME}
     index = json.dumps({"schemaVersion": 2, "manifests": [descriptor]}).encode()
@@ -156,16 +160,16 @@ def write_push_layout(directory: str | Path, store: Store, details: ImageDetails
     return layout
 
 
-def push_source(directory: str, store: Store, details: ImageDetails) -> str:
+def push_source(directory: str, store: Store, image: StoredImage) -> str:
     """The reference skopeo copies from: the pinned layout, or for a docker-format image a
     ``dir:`` view (skopeo 1.9.3 reads only OCI manifests from a layout)."""
     from idpwrap import dirview
 
-    if dirview.is_docker(details.image.descriptor):
+    if dirview.is_docker(image.descriptor):
         blob_dir = os.path.join(store.location, "blobs", "sha256")
         view = os.path.join(directory, "image")
-        return "dir:" + dirview.write(view, blob_dir, details.image.digest)
-    return f"oci:{write_push_layout(directory, store, details)}:{PUSH_LAYOUT_NAME}"
+        return "dir:" + dirview.write(view, blob_dir, image.digest)
+    return f"oci:{write_push_layout(directory, store, image)}:{PUSH_LAYOUT_NAME}"
 
 
 def trusted_cert_dir(request: PushRequest, directory: str | Path | None) -> str | None:
@@ -188,24 +192,25 @@ class _LiveProgress:
     """The parser and the display, made once skopeo runs; output waits in the pty till then."""
 
     def __init__(
-        self, details: ImageDetails, label: str, make_view: Callable[[str], ProgressView]
+        self,
+        blobs: list[tuple[str, int, str]],
+        label: str,
+        make_view: Callable[[str], ProgressView],
     ) -> None:
-        self.details = details
+        self.blobs = blobs  # (digest, size, kind): every child's of an index, each once
         self.label = label
         self.make_view = make_view
         self.progress: PushProgress | None = None
         self.view: ProgressView | None = None
         self.store_root = ""  # named in a message about a damaged blob
+        self.image_ref = ""
 
     def start(self) -> None:
         if self.progress is not None:
             return  # a second attempt carries on with the same counts: they never fall
-        from idpwrap.progress import PushProgress
+        from idpwrap.progress import Blob, PushProgress
 
-        manifest = self.details.manifest
-        layers = [(str(layer["digest"]), int(layer["size"])) for layer in manifest["layers"]]
-        config = (str(manifest["config"]["digest"]), int(manifest["config"]["size"]))
-        self.progress = PushProgress.for_manifest(layers, config)
+        self.progress = PushProgress([Blob(*blob) for blob in self.blobs])
         self.view = self.make_view(self.label)
         self.view.start(self.progress)
 
@@ -228,7 +233,7 @@ class _LiveProgress:
     def pending_size(self) -> int:
         """The largest layer the registry did not have already: the one a proxy's body limit
         refuses first (its bar may read "done": skopeo sent it all before the answer came)."""
-        layers = [int(layer["size"]) for layer in self.details.manifest.get("layers") or []]
+        layers = [size for _, size, kind in self.blobs if kind == "blob"]
         if self.progress is not None:
             from idpwrap.progress import BlobState
 
@@ -252,7 +257,10 @@ def run(
     # Held from the lookup on: a concurrent rmi or prune cannot take the blobs from under us.
     with store.reading() if os.path.exists(store.index_file) else contextlib.nullcontext():
         image = store.resolve(store_candidates(source), source.tag, source.digest)
-        details = store.details(image)
+        whole = indexes.is_index(image) and request.platform is None
+        if request.platform is not None:
+            image = indexes.child(store, image, request.platform)
+        blobs = indexes.copied_blobs(store, image)
         tried: list[str] = []
         credentials = creds.resolve(
             registry.host,
@@ -261,7 +269,7 @@ def run(
             authfile=request.authfile,
             tried=tried,
         )
-        destination = plan_destination(request, source, details, registry, credentials)
+        destination = plan_destination(request, source, image, registry, credentials)
         if destination.lowercased_owner:
             notice(
                 f"owner {destination.lowercased_owner!r} lowercased to"
@@ -278,13 +286,14 @@ def run(
         lowered_tag = _gitea_lowercases(request, destination, notice)
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
 
-        live = _LiveProgress(details, f"{destination.repository}:{destination.tag}", make_view)
+        live = _LiveProgress(blobs, f"{destination.repository}:{destination.tag}", make_view)
         live.store_root = str(store.root)
+        live.image_ref = str(image.ref)
         work = private_directory("idpwrap-push-")
         succeeded = False
         try:
             with creds.temporary_auth_file(registry.host, credentials) as auth_fd:
-                source = push_source(work, store, details)
+                source = push_source(work, store, image)
                 options = skopeo.CopyOptions(
                     registry=registry,
                     authfile_fd=auth_fd,
@@ -292,6 +301,7 @@ def run(
                     tls_verify=not request.insecure,
                     cert_dir=trusted_cert_dir(request, work),
                     retry_times=request.retry,
+                    all_images=whole,
                 )
                 argv = skopeo.copy_argv(source, f"docker://{destination.reference}", options)
                 with _signing_copy(request, registry, destination, image.digest, argv) as (
@@ -329,7 +339,7 @@ def run(
             tls = signing.Tls(registry, request.insecure, request.ca_file, request.cert_dir)
             repository = f"{registry.host}/{destination.repository}"
             signing.after_push(request.signer, repository, pushed_digest, tls, credentials, notice)
-        return PushResult(destination.reference, pushed_digest, details.size)
+        return PushResult(destination.reference, pushed_digest, sum(b[1] for b in blobs))
 
 
 def _answers_tls(host: str) -> bool:
@@ -377,7 +387,7 @@ def _copy_with_one_more_try(
             repository=destination.repository if destination else "",
             tried=tried or (),
             pending_size=live.pending_size(),
-            image=str(live.details.image.ref),
+            image=live.image_ref,
             store_root=live.store_root,
         )
         if isinstance(error, AuthFailed) and credentials and destination:
@@ -513,6 +523,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the signing key's passphrase (default: $IDPWRAP_SIGN_PASSPHRASE, else a prompt)",
     )  # fmt: skip
     parser.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="of a multi-platform image, push only this platform's image (default: the whole"
+        " index, every child first)",
+    )  # fmt: skip
+    parser.add_argument(
         "--json", action="store_true", help='print {"reference", "digest", "size"} on stdout'
     )
     parser.add_argument(
@@ -536,6 +551,17 @@ def _signer(args: argparse.Namespace) -> Signer | None:
     from idpwrap import signing
 
     return signing.prepare(str(key), args.sign_passphrase_file)
+
+
+def push_platform(text: str | None) -> str | None:
+    if not text:
+        return None
+    from idpwrap import platforms
+
+    found = platforms.parse([text])
+    if len(found) != 1:
+        raise UsageError(f"--platform {text!r}: push takes one platform (or none: all of them)")
+    return found[0]
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -578,6 +604,7 @@ def execute(args: argparse.Namespace) -> int:
         password=password,
         authfile=args.authfile or None,
         signer=_signer(args),
+        platform=push_platform(args.platform),
     )
 
     def make_view(label: str) -> ProgressView:

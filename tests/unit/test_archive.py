@@ -231,7 +231,9 @@ def test_a_missing_file(tmp_path, store):
         store.load(tmp_path / "missing.tar")
 
 
-def test_a_multi_platform_index_loads_this_machines_image(tmp_path, store, layouts, monkeypatch):
+def test_a_multi_platform_index_loads_whole_or_this_machines_image(
+    tmp_path, store, layouts, monkeypatch
+):
     monkeypatch.setattr("platform.machine", lambda: "aarch64")
     amd = layouts.make([b"amd64 layer"])
     arm = layouts.make([b"arm64 layer"])
@@ -253,8 +255,16 @@ def test_a_multi_platform_index_loads_this_machines_image(tmp_path, store, layou
     path = tmp_path / "multi.tar"
     write_tar(path, files)
     (image,) = store.load(path)
+    assert image.digest == f"sha256:{digest}"  # the index, whole
+    assert {f"sha256:{p.name}" for p in store.blob_dir.iterdir()} == (
+        amd.blob_digests | arm.blob_digests | {f"sha256:{digest}"}
+    )
+    # An archive with one platform's blobs only: that platform's image, if it is this machine's.
+    for name in amd.blob_digests - arm.blob_digests:
+        del files[f"blobs/sha256/{name.split(':', 1)[1]}"]
+    write_tar(path, files)
+    (image,) = Store(tmp_path / "partial").load(path)
     assert image.digest == arm.manifest_digest
-    assert {f"sha256:{p.name}" for p in store.blob_dir.iterdir()} == arm.blob_digests
     monkeypatch.setattr("platform.machine", lambda: "s390x")
     with pytest.raises(ArchiveError, match="linux/amd64, linux/arm64"):
         Store(tmp_path / "other").load(path)

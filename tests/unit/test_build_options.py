@@ -10,12 +10,12 @@ from idpwrap.buildah import (
     BuildOptions,
     bud_argv,
     parse_label,
-    parse_platform,
     parse_secret,
     read_build_arg_file,
     resolve_build_args,
 )
 from idpwrap.errors import EXIT_USAGE, UsageError
+from idpwrap.platforms import parse as parse_platforms
 from idpwrap.rootless import Storage
 
 DESTINATION = "oci:/store/.idpwrap.tmp/build-1-x/layout:build"
@@ -102,13 +102,18 @@ def test_bad_secrets(text, message):
     assert caught.value.exit_code == EXIT_USAGE
 
 
-def test_parse_platform():
-    assert parse_platform("linux/arm64") == "linux/arm64"
-    assert parse_platform("linux/arm/v7") == "linux/arm/v7"
-    with pytest.raises(UsageError, match="one platform per build"):
-        parse_platform("linux/amd64,linux/arm64")
+def test_parse_platforms_takes_repeated_and_comma_separated_values_in_order():
+    assert parse_platforms(["linux/arm64"]) == ("linux/arm64",)
+    assert parse_platforms(["linux/arm/v7"]) == ("linux/arm/v7",)
+    assert parse_platforms(["linux/amd64,linux/arm64", "linux/AMD64", "linux/s390x"]) == (
+        "linux/amd64",
+        "linux/arm64",
+        "linux/s390x",
+    )
     with pytest.raises(UsageError, match="expected OS/ARCH"):
-        parse_platform("arm64")
+        parse_platforms(["arm64"])
+    with pytest.raises(UsageError, match="an empty platform"):
+        parse_platforms(["linux/amd64,"])
 
 
 def test_parse_label():

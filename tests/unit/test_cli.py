@@ -339,7 +339,7 @@ def test_push_insecure_says_so(capsys, seeded, no_tools):
 def test_images_on_an_empty_store(capsys, store_dir):
     code, out, err = run(capsys, "images", "--store", str(store_dir))
     assert code == 0
-    assert out.split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"]
+    assert out.split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS", "CREATED"]
     assert err == ""
 
 
@@ -347,7 +347,7 @@ def test_images_lists_the_store(capsys, seeded):
     code, out, _ = run(capsys, "images", "--store", str(seeded.root))
     assert code == 0
     header, row = out.splitlines()
-    assert header.split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"]
+    assert header.split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS", "CREATED"]
     image = seeded.find(LocalRef("myapp", "v1.0.0"))
     cells = row.split()
     assert cells[:3] == ["myapp", "v1.0.0", image.digest.split(":", 1)[1][:12]]

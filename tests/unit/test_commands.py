@@ -73,7 +73,7 @@ def plan(details, text: str, credentials=None, **request):
     source = parse_source(text)
     registry = Registry("gitea.example:8443")
     return push.plan_destination(
-        push.PushRequest(source=text, **request), source, details, registry, credentials
+        push.PushRequest(source=text, **request), source, details.image, registry, credentials
     )
 
 
@@ -131,7 +131,7 @@ def test_no_trust_options():
 def test_push_layout_is_pinned_to_the_resolved_manifest(tmp_path, store, details):
     work = tmp_path / "work"
     work.mkdir()
-    layout = Path(push.write_push_layout(work, store, details))
+    layout = Path(push.write_push_layout(work, store, details.image))
     index = json.loads((layout / "index.json").read_text())
     (entry,) = index["manifests"]
     assert entry["digest"] == details.image.digest
