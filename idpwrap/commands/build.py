@@ -100,6 +100,12 @@ def run(
     *,
     on_output: Callable[[str], None],
 ) -> BuildResult:
+    if len(request.platforms) > 1 and request.format == "docker":
+        raise UsageError(
+            "--format docker builds one platform at a time (buildah 1.28 and skopeo 1.9.3 read"
+            " Docker manifests from the store one by one): build several platforms as oci, the"
+            " default, or each platform under its own tag"
+        )
     written_file = buildah.find_containerfile(request.context, request.containerfile)
     file = written_file.absolute()
     context = request.context.absolute()
@@ -135,12 +141,6 @@ def run(
     rootless.prepare(storage)
     log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
     targets = request.platforms or (request.platform,)
-    if len(targets) > 1 and request.format == "docker":
-        raise UsageError(
-            "--format docker builds one platform at a time (buildah 1.28 and skopeo 1.9.3 read"
-            " Docker manifests from the store one by one): build several platforms as oci, the"
-            " default, or each platform under its own tag"
-        )
     if any(targets) and containerfile_runs(file):
         platforms.check_emulation([target for target in targets if target])  # before buildah
     work = store.temp_dir("build")

@@ -203,7 +203,8 @@ def test_target_labels_build_args_and_platform(cli, tmp_path):
 def test_bad_options_are_one_line_usage_errors(cli, tmp_path):
     context = make_context(tmp_path / "ctx", "FROM scratch\n")
     for options, message in (
-        (["--platform", "linux/amd64,linux/arm64"], "one platform per build"),
+        (["--platform", "arm64"], "--platform 'arm64': expected OS/ARCH[/VARIANT]"),
+        (["--platform", "linux/amd64,"], "an empty platform"),
         (["--label", "nolabel"], "--label 'nolabel': expected KEY=VALUE"),
         (["--pull", "sometimes"], "invalid choice"),
         (["--build-arg-file", str(tmp_path / "none")], "--build-arg-file"),
