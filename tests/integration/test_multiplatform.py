@@ -264,6 +264,19 @@ def check_pushed_index(
     (entry,) = json.loads((pulled / "index.json").read_text())["manifests"]
     assert entry["digest"] == arm  # the arm64 child, unchanged
     assert last_layer_file(pulled, arm, "arch") == b"aarch64\n"
+    storage = ["--root", str(tmp_path / "buildah"), "--runroot", str(tmp_path / "buildah-run"),
+               "--storage-driver", "vfs"]  # fmt: skip
+    completed = subprocess.run(
+        ["buildah", *storage, "pull", "--arch", "arm64", "--authfile", str(authfile),
+         "--cert-dir", str(ca_dir), "-q", f"docker://{reference}"],
+        capture_output=True, timeout=120, check=False, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    inspected = subprocess.run(
+        ["buildah", *storage, "inspect", "--type", "image", completed.stdout.strip()],
+        capture_output=True, timeout=60, check=True, text=True,
+    ).stdout  # fmt: skip
+    assert json.loads(inspected)["FromImageDigest"] == arm
 
 
 def test_push_sends_the_whole_index_with_one_progress_total(
