@@ -338,3 +338,24 @@ def test_push_of_the_index_to_gitea(
     authfile = auth_file(tmp_path / "auth.json", gitea_registry.host, "giteaAdmin", token)
     ca_dir = ca_dir_for(gitea_registry.ca_file, tmp_path / "ca")
     check_pushed_index(built, reference, authfile, ca_dir, tmp_path)
+
+
+def test_push_all_tags_sends_each_index(
+    copy: Cli, registry: RunningRegistry, tmp_path: Path
+) -> None:
+    assert copy.run("tag", "app:v1", "app:v2").returncode == 0
+    digestfile = tmp_path / "digests"
+    result = copy.run(
+        "push", "--registry", registry.url, *registry.tls_options(), "--all-tags", "--json",
+        "--digestfile", str(digestfile), "app", f"{registry.host}/alltags/app",
+        credentials=registry.credentials, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.describe()
+    digest = tag_digest(copy.store, "app:v1")
+    pushed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(p["reference"], p["digest"]) for p in pushed] == [
+        (f"{registry.host}/alltags/app:{tag}", digest) for tag in ("v1", "v2")
+    ]
+    client = registry.client()
+    for tag in ("v1", "v2"):
+        assert client.manifest_digest("alltags/app", tag) == digest
