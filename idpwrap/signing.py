@@ -259,12 +259,19 @@ def _write_probe_layout(layout: str) -> None:
 
 @contextlib.contextmanager
 def signing_copy(
-    signer: Signer | None, registry_host: str, repository: str, digest: str, argv: list[str]
+    signer: Signer | None,
+    registry_host: str,
+    repository: str,
+    digest: str,
+    argv: list[str],
+    notice: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[list[str], tuple[int, ...]]]:
     """skopeo's argv (and the fds it must inherit), signing when skopeo is the signer."""
     if signer is None or signer.tool != "skopeo" or not signer.wants(repository, digest):
         yield argv, ()
         return
+    if notice is not None:
+        notice(f"signing {repository}@{digest} with {signer.key} (skopeo, during the copy)")
     with signer.skopeo_arguments(registry_host) as (global_options, copy_options, fd):
         # skopeo GLOBAL copy OPTIONS... SOURCE DEST
         yield [argv[0], *global_options, *argv[1:-2], *copy_options, *argv[-2:]], (fd,)

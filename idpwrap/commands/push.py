@@ -304,7 +304,7 @@ def run(
                     all_images=whole,
                 )
                 argv = skopeo.copy_argv(source, f"docker://{destination.reference}", options)
-                with _signing_copy(request, registry, destination, image.digest, argv) as (
+                with _signing_copy(request, registry, destination, image.digest, argv, notice) as (
                     argv,
                     fds,
                 ):
@@ -349,14 +349,19 @@ def _answers_tls(host: str) -> bool:
 
 
 def _signing_copy(
-    request: PushRequest, registry: Registry, destination: Destination, digest: str, argv: list[str]
+    request: PushRequest,
+    registry: Registry,
+    destination: Destination,
+    digest: str,
+    argv: list[str],
+    notice: Callable[[str], None],
 ) -> contextlib.AbstractContextManager[tuple[list[str], tuple[int, ...]]]:
     if request.signer is None:
         return contextlib.nullcontext((argv, ()))
     from idpwrap import signing
 
     repository = f"{registry.host}/{destination.repository}"
-    return signing.signing_copy(request.signer, registry.host, repository, digest, argv)
+    return signing.signing_copy(request.signer, registry.host, repository, digest, argv, notice)
 
 
 def _copy_with_one_more_try(
