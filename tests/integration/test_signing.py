@@ -326,3 +326,24 @@ def test_a_signed_push_leaks_neither_the_passphrase_nor_the_token(world, fresh_r
     for secret in (fresh_registry.password.encode(), PASSPHRASE.encode()):
         assert files_containing(secret, [cli.tmpdir, cli.home, cli.store], since) == []
     assert not [p for p in Path(cli.tmpdir).iterdir() if p.name.startswith("idpwrap-")]
+
+
+def test_a_pushed_multi_platform_index_is_signed_by_its_own_digest(world, fresh_registry, tmp_path):
+    cli, keys = world
+    context = tmp_path / "two"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM scratch\nCOPY app.txt /app.txt\n")
+    (context / "app.txt").write_text("everywhere\n")
+    built = cli.run("build", "--platform", "linux/amd64,linux/arm64", "-t", "both:v1", "-q",
+                    str(context), timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.describe()
+    index = local_image(cli.store, "both:v1").digest
+    pushed = push_signed(cli, fresh_registry, "both:v1", "giteaadmin/both:v1", keys / "cosign.key")
+    assert pushed.returncode == 0, pushed.describe()
+    reference = f"{fresh_registry.host}/giteaadmin/both:v1"
+    checked = cosign_verify(fresh_registry, reference, keys / "cosign.pub", tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert signed_digests(checked.stdout) == {index}
+    ours = verify(cli, fresh_registry, reference, keys / "cosign.pub")
+    assert ours.returncode == 0, ours.describe()
+    assert f"Digest: {index}" in ours.stdout
