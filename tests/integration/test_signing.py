@@ -347,3 +347,38 @@ def test_a_pushed_multi_platform_index_is_signed_by_its_own_digest(world, fresh_
     ours = verify(cli, fresh_registry, reference, keys / "cosign.pub")
     assert ours.returncode == 0, ours.describe()
     assert f"Digest: {index}" in ours.stdout
+
+
+def test_keygen_asks_for_the_passphrase_twice_on_a_terminal(world, tmp_path):
+    import fcntl
+    import termios
+
+    cli, _ = world
+    leader, follower = os.openpty()
+
+    def controlling_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [*cli.command, "keygen", "--output-prefix", str(tmp_path / "asked")],
+        stdin=follower, stdout=follower, stderr=follower, env=cli.environment(),
+        start_new_session=True, preexec_fn=controlling_terminal, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    for prompt in (b"Passphrase for the new key: ", b"The same passphrase again: "):
+        while prompt not in seen:
+            chunk = os.read(leader, 1024)
+            assert chunk, seen
+            seen += chunk
+        os.write(leader, PASSPHRASE.encode() + b"\n")
+    assert process.wait(timeout=120) == 0
+    os.close(leader)
+    assert PASSPHRASE.encode() not in seen  # not echoed
+    assert (tmp_path / "asked.key").is_file() and (tmp_path / "asked.pub").is_file()
+    # the key opens with that passphrase: a signing probe with it succeeds or says skopeo cannot
+    from idpwrap import signing
+
+    (tmp_path / "passphrase").write_text(PASSPHRASE + "\n")
+    signer = signing.prepare(str(tmp_path / "asked.key"), str(tmp_path / "passphrase"))
+    assert signer.tool in ("skopeo", "cosign")
