@@ -30,13 +30,14 @@ ANONYMOUS_TRIED = (
     " REGISTRY_USERNAME with REGISTRY_PASSWORD"
 )
 # Gitea's ctx.NotFound for an owner that does not exist, as skopeo 1.9.3 quotes it: "initiating
-# layer upload to /v2/nosuch/hello/blobs/uploads/ in HOST: StatusCode: 404, Not found.\n"
+# layer upload to /v2/nosuch/hello/blobs/uploads/ in HOST: StatusCode: 404, Not found.\n"; 1.18.0
+# quotes the body: "... StatusCode: 404, \"Not found.\\n\""
 # A store blob gone or altered under the push layout, in skopeo 1.9.3's words: "reading blob
 # sha256:X: open /tmp/idpwrap-push-.../layout/blobs/sha256/X: no such file or directory" and
 # "... happened during read: Digest did not match, expected sha256:X, got sha256:Y".
 MISSING_BLOB = re.compile(r"reading blob (sha256:[0-9a-f]{64}): open \S+: no such file")
 ALTERED_BLOB = re.compile(r"Digest did not match, expected (sha256:[0-9a-f]{64}), got (\S+)")
-UNKNOWN_OWNER = re.compile(r"/v2/([^/\s]+)/\S* in \S+: StatusCode: 404, Not found\.")
+UNKNOWN_OWNER = re.compile(r'/v2/([^/\s]+)/\S* in \S+: StatusCode: 404, (?:\\?")?Not found\.')
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
 # In skopeo's words: the token endpoint refused the credentials ...
 REFUSED_MARKERS = ("invalid username/password", "unable to retrieve auth token")

@@ -250,16 +250,20 @@ GITEA_TEXTS = {
     ' 413, <html>\\r\\n<head><title>413 Request Entity Too Large<..."',
     "no_permission": 'time="x" level=fatal msg="writing blob: initiating layer upload to'
     ' /v2/platform/app/blobs/uploads/ in 127.0.0.1:5000: unauthorized: authentication required"',
+    # skopeo 1.18.0 (Debian 13) quotes the body
+    "unknown_owner_1_18": 'time="x" level=fatal msg="writing blob: initiating layer upload to'
+    ' /v2/nosuch/hello/blobs/uploads/ in 127.0.0.1:5000: StatusCode: 404, \\"Not found.\\\\n\\""',
     "wrong_password": 'time="x" level=fatal msg="trying to reuse blob sha256:aa at destination:'
     " unable to retrieve auth token: invalid username/password: unauthorized: authentication"
     ' required"',
 }
 
 
-def test_gitea_unknown_owner_is_not_found():
+@pytest.mark.parametrize("text", ["unknown_owner", "unknown_owner_1_18"])
+def test_gitea_unknown_owner_is_not_found(text):
     from idpwrap.errors import OwnerNotFound
 
-    error = classify_failure(GITEA_TEXTS["unknown_owner"], 1, HTTPS, ENV_SOURCE)
+    error = classify_failure(GITEA_TEXTS[text], 1, HTTPS, ENV_SOURCE)
     assert isinstance(error, OwnerNotFound)
     assert "no user or organization 'nosuch'" in str(error)
 
