@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap.commands import images, push, rmi
+from idpwrap.commands import images, rmi
 from idpwrap.creds import Credentials
 from idpwrap.errors import UsageError
+from idpwrap.pushlayout import PUSH_LAYOUT_NAME, trusted_cert_dir, write_push_layout
+from idpwrap.pushrequest import PushRequest, choose_registry, plan_destination
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry, parse_source
 from idpwrap.store import LocalRef
 
@@ -32,38 +34,34 @@ def details(store, layouts):
 
 
 def test_registry_option():
-    request = push.PushRequest(source="myapp", registry="http://127.0.0.1:5000")
-    assert push.choose_registry(request, parse_source("myapp")) == Registry("127.0.0.1:5000", True)
+    request = PushRequest(source="myapp", registry="http://127.0.0.1:5000")
+    assert choose_registry(request, parse_source("myapp")) == Registry("127.0.0.1:5000", True)
 
 
 def test_registry_from_the_source():
     source = parse_source("Registry.Example:5000/team/app:v1")
-    registry = push.choose_registry(push.PushRequest(source=source.text), source)
+    registry = choose_registry(PushRequest(source=source.text), source)
     assert registry == Registry("registry.example:5000")
 
 
 def test_registry_in_the_source_and_the_option_must_agree():
     source = parse_source("other.example/team/app:v1")
-    request = push.PushRequest(source=source.text, registry="https://gitea.example:8443")
+    request = PushRequest(source=source.text, registry="https://gitea.example:8443")
     with pytest.raises(UsageError) as caught:
-        push.choose_registry(request, source)
+        choose_registry(request, source)
     assert "other.example" in str(caught.value)
     assert "gitea.example:8443" in str(caught.value)
-    same = push.PushRequest(source="gitea.example:8443/app", registry="gitea.example:8443")
-    assert push.choose_registry(same, parse_source("gitea.example:8443/app")).host == (
+    same = PushRequest(source="gitea.example:8443/app", registry="gitea.example:8443")
+    assert choose_registry(same, parse_source("gitea.example:8443/app")).host == (
         "gitea.example:8443"
     )
 
 
 def test_registry_from_the_environment_then_idpbuilder(monkeypatch):
     source = parse_source("myapp")
-    assert push.choose_registry(push.PushRequest(source="myapp"), source) == parse_registry(
-        DEFAULT_REGISTRY
-    )
+    assert choose_registry(PushRequest(source="myapp"), source) == parse_registry(DEFAULT_REGISTRY)
     monkeypatch.setenv("IDPWRAP_REGISTRY", "http://localhost:5000")
-    assert push.choose_registry(push.PushRequest(source="myapp"), source) == Registry(
-        "localhost:5000", True
-    )
+    assert choose_registry(PushRequest(source="myapp"), source) == Registry("localhost:5000", True)
 
 
 # -- plan_destination ---------------------------------------------------------------------
@@ -72,8 +70,8 @@ def test_registry_from_the_environment_then_idpbuilder(monkeypatch):
 def plan(details, text: str, credentials=None, **request):
     source = parse_source(text)
     registry = Registry("gitea.example:8443")
-    return push.plan_destination(
-        push.PushRequest(source=text, **request), source, details.image, registry, credentials
+    return plan_destination(
+        PushRequest(source=text, **request), source, details.image, registry, credentials
     )
 
 
@@ -107,35 +105,35 @@ def test_ca_file_is_copied_into_a_cert_dir(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     work = tmp_path / "work"
     work.mkdir()
-    cert_dir = Path(push.trusted_cert_dir(push.PushRequest(source="x", ca_file=ca), work))
+    cert_dir = Path(trusted_cert_dir(PushRequest(source="x", ca_file=ca), work))
     assert sorted(path.name for path in cert_dir.iterdir()) == ["ca.crt"]  # no *.key
     assert (cert_dir / "ca.crt").read_text() == ca.read_text()
 
 
 def test_cert_dir_is_used_as_is(tmp_path):
-    request = push.PushRequest(source="x", cert_dir=tmp_path)
-    assert push.trusted_cert_dir(request, tmp_path / "unused") == str(tmp_path)
+    request = PushRequest(source="x", cert_dir=tmp_path)
+    assert trusted_cert_dir(request, tmp_path / "unused") == str(tmp_path)
 
 
 def test_missing_ca_file_or_cert_dir(tmp_path):
     with pytest.raises(UsageError, match="--ca-file"):
-        push.trusted_cert_dir(push.PushRequest(source="x", ca_file=tmp_path / "no.pem"), tmp_path)
+        trusted_cert_dir(PushRequest(source="x", ca_file=tmp_path / "no.pem"), tmp_path)
     with pytest.raises(UsageError, match="--cert-dir"):
-        push.trusted_cert_dir(push.PushRequest(source="x", cert_dir=tmp_path / "no"), tmp_path)
+        trusted_cert_dir(PushRequest(source="x", cert_dir=tmp_path / "no"), tmp_path)
 
 
 def test_no_trust_options():
-    assert push.trusted_cert_dir(push.PushRequest(source="x"), None) is None
+    assert trusted_cert_dir(PushRequest(source="x"), None) is None
 
 
 def test_push_layout_is_pinned_to_the_resolved_manifest(tmp_path, store, details):
     work = tmp_path / "work"
     work.mkdir()
-    layout = Path(push.write_push_layout(work, store, details.image))
+    layout = Path(write_push_layout(work, store, details.image))
     index = json.loads((layout / "index.json").read_text())
     (entry,) = index["manifests"]
     assert entry["digest"] == details.image.digest
-    assert entry["annotations"] == {"org.opencontainers.image.ref.name": push.PUSH_LAYOUT_NAME}
+    assert entry["annotations"] == {"org.opencontainers.image.ref.name": PUSH_LAYOUT_NAME}
     assert (layout / "blobs").resolve() == (store.root / "blobs").resolve()
     assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
 

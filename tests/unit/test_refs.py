@@ -232,7 +232,7 @@ def test_gitea_destination_owner_option_replaces_the_owner_in_the_path():
 
 
 def test_gitea_destination_owner_from_the_username():
-    # push.plan_destination passes the username as the owner for a one-part source.
+    # pushrequest.plan_destination passes the username as the owner for a one-part source.
     destination = gitea_destination(
         GITEA, parse_source("myapp"), LocalRef("myapp", "latest"), "giteaAdmin"
     )
