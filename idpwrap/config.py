@@ -16,7 +16,13 @@ import os
 from collections import namedtuple
 from collections.abc import Mapping
 
-from idpwrap.errors import ConfigError, UsageError
+from idpwrap.configkeys import (
+    KEYS,
+    REGISTRY_KEYS,
+    TLS_KEYS,
+    convert,
+)
+from idpwrap.errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,27 +31,6 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "IDPWRAP_CONFIG"
 DEFAULT_RETRY = 3
-PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
-IMAGE_FORMATS = ("oci", "docker")
-TLS_KEYS = ("insecure", "ca_file")
-# key: (environment variable, kind); the order is the order of `idpwrap config show`.
-KEYS: dict[str, tuple[str, str]] = {
-    "registry": ("IDPWRAP_REGISTRY", "registry"),
-    "owner": ("IDPWRAP_OWNER", "text"),
-    "insecure": ("IDPWRAP_INSECURE", "bool"),
-    "ca_file": ("IDPWRAP_CA_FILE", "path"),
-    "store": ("IDPWRAP_STORE", "path"),
-    "progress": ("IDPWRAP_PROGRESS", "progress"),
-    "retry": ("IDPWRAP_RETRY", "count"),
-    "timestamp": ("IDPWRAP_TIMESTAMP", "timestamp"),
-    # buildah's and podman's own variable: the same setting means the same here
-    "format": ("BUILDAH_FORMAT", "format"),
-    "sign_by_sigstore_private_key": ("IDPWRAP_SIGN_BY_SIGSTORE_PRIVATE_KEY", "path"),
-    "platform": ("IDPWRAP_PLATFORM", "platforms"),
-}
-REGISTRY_KEYS = ("insecure", "ca_file", "owner")
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
 
 
 class Setting(namedtuple("Setting", "value source")):
@@ -82,79 +67,6 @@ def default_store(environ: Mapping[str, str]) -> str:
         environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(data_home, "idpwrap", "images")
-
-
-def parse_bool(text: str) -> bool | None:
-    lowered = text.strip().lower()
-    if lowered in TRUE_WORDS:
-        return True
-    if lowered in FALSE_WORDS:
-        return False
-    return None
-
-
-def convert(key: str, value: object, where: str, base: Path | None = None) -> object:
-    """``value`` for ``key`` checked and normalised; ConfigError naming ``where`` if wrong.
-
-    Text from the environment and YAML values both come through here. A relative path in the
-    file is taken relative to the file's directory (``base``).
-    """
-    kind = KEYS[key][1]
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        parsed = parse_bool(value) if isinstance(value, str) else None
-        if parsed is None:
-            raise ConfigError(f"{where}: '{key}' must be true or false, not {value!r}")
-        return parsed
-    if kind == "count":
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{where}: '{key}' must be a whole number >= 0, not {value!r}")
-        return value
-    if kind == "timestamp":
-        from idpwrap.timestamps import parse_setting
-
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        try:
-            return parse_setting(str(value), f"{where}: 'timestamp'")
-        except UsageError as error:
-            raise ConfigError(str(error)) from error
-    if kind == "platforms" and isinstance(value, list):
-        value = ",".join(str(item) for item in value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: '{key}' must be a non-empty string, not {value!r}")
-    value = value.strip()
-    if kind == "progress" and value not in PROGRESS_MODES:
-        raise ConfigError(
-            f"{where}: '{key}' must be one of {', '.join(PROGRESS_MODES)}, not {value!r}"
-        )
-    if kind == "format" and value not in IMAGE_FORMATS:
-        raise ConfigError(
-            f"{where}: '{key}' must be one of {', '.join(IMAGE_FORMATS)}, not {value!r}"
-        )
-    if kind == "registry":
-        from idpwrap.refs import parse_registry
-
-        try:
-            parse_registry(value)
-        except UsageError as error:
-            raise ConfigError(f"{where}: {error}") from error
-    if kind == "platforms":
-        from idpwrap.platforms import parse
-
-        try:
-            return ",".join(parse([value]))
-        except UsageError as error:
-            raise ConfigError(f"{where}: {error}") from error
-    if kind == "path":
-        path = os.path.expanduser(str(value))
-        if base is not None and not os.path.isabs(path):
-            path = os.path.join(base, path)
-        return os.path.normpath(path)
-    return value
 
 
 class Config:
@@ -194,6 +106,8 @@ class Config:
             reason = getattr(error, "strerror", None) or str(error)
             raise ConfigError(f"cannot read config file {path}: {reason}") from error
         from pathlib import Path
+
+        from idpwrap.configfile import parse
 
         values, registries = parse(text, Path(path))
         return cls(Path(path), values, registries, environ)
@@ -286,111 +200,6 @@ class Config:
                     chosen.get("ca_file", Setting(None, source)),
                 )
         return Setting(False, "default"), Setting(None, "default")
-
-
-def parse(
-    text: str, path: Path
-) -> tuple[dict[str, tuple[object, int]], dict[str, tuple[str, dict[str, tuple[object, int]]]]]:
-    """The file's settings with their lines; ConfigError for YAML errors and unknown keys."""
-    import yaml
-
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return {}, {}
-        if not isinstance(root, yaml.MappingNode):
-            raise ConfigError(
-                f"{path}:{root.start_mark.line + 1}: the config file must be a mapping of"
-                f" settings (registry: ..., owner: ...), not a {_kind(root)}"
-            )
-        values: dict[str, tuple[object, int]] = {}
-        registries: dict[str, tuple[str, dict[str, tuple[object, int]]]] = {}
-        lines: dict[str, int] = {}
-        for key_node, value_node in root.value:
-            key, line = _key(key_node, path, (*KEYS, "registries"))
-            if key in lines:
-                raise ConfigError(
-                    f"{path}:{line}: '{key}' is set twice (first on line {lines[key]})"
-                )
-            lines[key] = line
-            if key == "registries":
-                registries = _registries(loader, value_node, path)
-                continue
-            value = loader.construct_object(value_node, deep=True)
-            if value is None:
-                continue  # `owner:` with nothing after it: as if unset
-            values[key] = (convert(key, value, f"{path}:{line}", path.parent), line)
-        return values, registries
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        context = getattr(error, "context", None)
-        detail = f"{context} {problem}" if context else problem
-        raise ConfigError(
-            f"{where}: not valid YAML ({' '.join(detail.split())}): fix the file or move it aside"
-        ) from error
-    finally:
-        loader.dispose()
-
-
-def _kind(node: object) -> str:
-    return {"ScalarNode": "single value", "SequenceNode": "list"}.get(
-        type(node).__name__, "mapping"
-    )
-
-
-def _key(node: Any, path: Path, known: tuple[str, ...]) -> tuple[str, int]:
-    line = node.start_mark.line + 1
-    key = node.value if type(node).__name__ == "ScalarNode" else None
-    if key not in known:
-        import difflib
-
-        close = difflib.get_close_matches(str(key), known, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(
-            f"{path}:{line}: unknown key {key!r}: {hint}known keys are {', '.join(known)}"
-        )
-    return key, line
-
-
-def _registries(
-    loader: Any, node: Any, path: Path
-) -> dict[str, tuple[str, dict[str, tuple[object, int]]]]:
-    from idpwrap.refs import parse_registry
-
-    if type(node).__name__ != "MappingNode":
-        if loader.construct_object(node) is None:
-            return {}
-        raise ConfigError(
-            f"{path}:{node.start_mark.line + 1}: 'registries' must map registry hosts to their"
-            " settings, e.g. registries: {gitea.cnoe.localtest.me:8443: {insecure: true}}"
-        )
-    registries: dict[str, tuple[str, dict[str, tuple[object, int]]]] = {}
-    for host_node, section_node in node.value:
-        line = host_node.start_mark.line + 1
-        written = str(loader.construct_object(host_node))
-        try:
-            host = parse_registry(written).host
-        except UsageError as error:
-            raise ConfigError(f"{path}:{line}: in 'registries': {error}") from error
-        section: dict[str, tuple[object, int]] = {}
-        if type(section_node).__name__ == "MappingNode":
-            for key_node, value_node in section_node.value:
-                key, key_line = _key(key_node, path, REGISTRY_KEYS)
-                value = loader.construct_object(value_node, deep=True)
-                if value is not None:
-                    where = f"{path}:{key_line}"
-                    section[key] = (convert(key, value, where, path.parent), key_line)
-        elif loader.construct_object(section_node) is not None:
-            raise ConfigError(
-                f"{path}:{line}: registry {written!r} needs a mapping of settings"
-                f" ({', '.join(REGISTRY_KEYS)})"
-            )
-        registries[host] = (written, section)
-    return registries
 
 
 def effective_settings(

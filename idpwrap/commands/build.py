@@ -23,7 +23,8 @@ from idpwrap import (
     timestamps,
 )
 from idpwrap.commands import notice, open_store
-from idpwrap.config import IMAGE_FORMATS, image_format
+from idpwrap.config import image_format
+from idpwrap.configkeys import IMAGE_FORMATS
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
