@@ -40,6 +40,12 @@ def host_mirror() -> str:
             words = [word for word in line.split() if not word.startswith("[")]
             if len(words) >= 3 and words[0] == "deb" and words[2] == release:
                 return words[1]
+    # sid names itself by the next release (forky) while its sources say sid: any deb entry
+    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            words = [word for word in line.split() if not word.startswith("[")]
+            if len(words) >= 3 and words[0] == "deb":
+                return words[1]
     pytest.fail("no Debian mirror for this release in /etc/apt/sources*")
 
 
