@@ -14,8 +14,8 @@ from idpwrap.errors import AuthFailed, IdpwrapError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from idpwrap.checks import Check
     from idpwrap.creds import Credentials
-    from idpwrap.doctor import Check
     from idpwrap.refs import Registry
 
 
@@ -27,7 +27,7 @@ class TlsChoice(NamedTuple):
 
 def check(registry: Registry, found: Credentials, tls: TlsChoice) -> Check:
     from idpwrap import gitea, registry_api
-    from idpwrap.doctor import ERROR, OK, Check
+    from idpwrap.checks import ERROR, OK, Check
 
     named = f"{found.source} (user {found.username})"
     if found.identity_token:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from idpwrap import doctor
+from idpwrap import doctor, registrycheck
 from idpwrap.commands import add_authfile_argument, add_tls_arguments
 from idpwrap.errors import EXIT_FAILED
 
@@ -42,7 +42,7 @@ def execute(args: argparse.Namespace) -> int:
     insecure = None  # not given: the config file decides
     if args.insecure or args.tls_verify is not None:
         insecure = args.insecure or not args.tls_verify
-    tls = doctor.TlsFlags(insecure, args.ca_file, args.cert_dir)
+    tls = registrycheck.TlsFlags(insecure, args.ca_file, args.cert_dir)
     checks = doctor.run_all(args.registry, args.store, tls, args.authfile)
     errors = sum(1 for check in checks if check.status == doctor.ERROR)
     warnings = sum(1 for check in checks if check.status == doctor.WARNING)

@@ -11,7 +11,7 @@ from collections import namedtuple
 
 import pytest
 
-from idpwrap import doctor, rootless
+from idpwrap import doctor, registrycheck, rootless
 from idpwrap.cli import main
 from idpwrap.doctor import ERROR, OK, WARNING, Check
 from idpwrap.refs import LocalRef
@@ -178,7 +178,7 @@ def server():
 
 
 def test_registry_asking_for_a_token(server):
-    check = doctor.registry_probe(server, False, None, "default")
+    check = registrycheck.registry_probe(server, False, None, "default")
     assert check == Check(
         "registry", OK, f"{server} (default): reachable, plain HTTP, asks for Bearer credentials"
     )
@@ -186,7 +186,7 @@ def test_registry_asking_for_a_token(server):
 
 def test_not_a_registry(server):
     Handler.status, Handler.challenge = 404, ""
-    check = doctor.registry_probe(server, False, None, "default")
+    check = registrycheck.registry_probe(server, False, None, "default")
     assert check.status == ERROR and "answered 404" in check.message
 
 
@@ -194,14 +194,16 @@ def test_unreachable_registry():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    check = doctor.registry_probe(f"https://127.0.0.1:{port}", False, None, "from --registry")
+    check = registrycheck.registry_probe(
+        f"https://127.0.0.1:{port}", False, None, "from --registry"
+    )
     assert check.status == ERROR and "cannot be reached" in check.message
     assert "--registry" in check.fix
 
 
 def test_plain_http_registry_named_https(server):
     url = server.replace("http://", "https://")
-    check = doctor.registry_probe(url, False, None, "default")
+    check = registrycheck.registry_probe(url, False, None, "default")
     assert check.status == ERROR and "speaks plain HTTP" in check.message
     assert check.fix == f"use {server}"
 
@@ -250,7 +252,7 @@ def test_credentials_are_named_never_shown(monkeypatch, tmp_path, server):
     monkeypatch.setenv("GITEA_TOKEN", "tok-3f9a-secret")
     monkeypatch.setenv("HOME", str(tmp_path))
     Handler.status, Handler.challenge = 200, ""  # a registry that asks for no credentials
-    checks = doctor.registry_and_credentials(server)
+    checks = registrycheck.registry_and_credentials(server)
     assert checks[0].status == OK, checks[0]
     assert checks[1] == Check(
         "credentials",
@@ -267,6 +269,6 @@ def test_credentials_are_tried_for_real(monkeypatch, tmp_path, server):
     monkeypatch.setenv("GITEA_USERNAME", "giteaAdmin")
     monkeypatch.setenv("GITEA_TOKEN", "tok-3f9a-secret")
     monkeypatch.setenv("HOME", str(tmp_path))
-    checks = doctor.registry_and_credentials(server)
+    checks = registrycheck.registry_and_credentials(server)
     assert checks[1].status == ERROR, checks[1]
     assert "tok-3f9a-secret" not in repr(checks)
