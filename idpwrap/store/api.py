@@ -369,10 +369,10 @@ class Store(LockedLayout):
 
     def save(self, images: Sequence[StoredImage], output: Path) -> int:
         """Write ``images`` as one oci-archive at ``output``, replaced atomically; its size."""
-        from idpwrap import archive
+        from idpwrap import archivesave
 
         with self.reading():
-            return archive.write_oci_archive(self, images, output)
+            return archivesave.write_oci_archive(self, images, output)
 
     def load(self, source: Path, refs: Sequence[LocalRef] = ()) -> list[StoredImage]:
         """Every image of an oci-archive or docker-archive, under its names (or ``refs``)."""

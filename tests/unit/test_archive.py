@@ -1,4 +1,4 @@
-"""archive.py: save to one oci-archive, load it back; damaged and hostile archives."""
+"""save to one oci-archive (archivesave.py), load it back (archive.py); damaged archives too."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tarfile
 
 import pytest
 
-from idpwrap import archive
+from idpwrap import archivesave
 from idpwrap.errors import EXIT_STORE, EXIT_USAGE, ArchiveError, StoreError, UsageError
 from idpwrap.refs import LocalRef
 from idpwrap.store import Store
@@ -90,7 +90,7 @@ def test_save_replaces_the_file_whole_or_leaves_it(tmp_path, store, two_images, 
         os.write(fd, b"x" * 1000)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(archive, "_write_tar", fail)
+    monkeypatch.setattr(archivesave, "_write_tar", fail)
     with pytest.raises(StoreError) as caught:
         store.save(list(two_images), output)
     assert caught.value.exit_code == EXIT_STORE
@@ -275,8 +275,8 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path, store, two_images,
         os.write(fd, b"x" * 1000)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(archive, "_write_tar", interrupted)
-    monkeypatch.setattr(archive, "_can_link_unnamed_files", lambda directory: False)
+    monkeypatch.setattr(archivesave, "_write_tar", interrupted)
+    monkeypatch.setattr(archivesave, "_can_link_unnamed_files", lambda directory: False)
     with pytest.raises(KeyboardInterrupt):
         store.save(list(two_images), tmp_path / "images.tar")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layouts", "store"]
