@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from idpwrap.store import Store
 
 
-
 def write_oci_archive(store: Store, images: Sequence[StoredImage], output: Path) -> int:
     """One oci-archive of ``images`` at ``output``; returns its size in bytes.
 
