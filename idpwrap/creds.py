@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 
 from idpwrap import log
 from idpwrap.errors import CredentialsError
-from idpwrap.scratch import private_directory
+from idpwrap.scratch import unlinked_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -192,16 +192,5 @@ def temporary_auth_file(registry_host: str, credentials: Credentials | None) -> 
     behind even after ``kill -9``; the tool reads it as ``/dev/fd/N``. Always passed, even
     when anonymous, so that skopeo uses no credentials we did not choose.
     """
-    directory = private_directory("idpwrap-auth-")
-    path = os.path.join(directory, "auth.json")
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.unlink(path)
-    finally:
-        os.rmdir(directory)
-    try:
-        os.write(fd, auth_file_content(registry_host, credentials))
-        os.lseek(fd, 0, os.SEEK_SET)
+    with unlinked_file("idpwrap-auth-", auth_file_content(registry_host, credentials)) as fd:
         yield fd
-    finally:
-        os.close(fd)

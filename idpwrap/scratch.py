@@ -5,7 +5,9 @@ Plain ``os`` calls: ``tempfile`` and ``shutil`` cost imports that a push should 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 
 def private_directory(prefix: str) -> str:
@@ -22,6 +24,27 @@ def private_directory(prefix: str) -> str:
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a private directory in {base}")
+
+
+@contextlib.contextmanager
+def unlinked_file(prefix: str, data: bytes) -> Iterator[int]:
+    """An open descriptor, at offset 0, on a 0600 file holding ``data`` that no longer has a
+    name on disk: made in a private 0700 directory and unlinked at once, so nothing is left
+    behind even after ``kill -9``. A tool reads it as ``/dev/fd/N``; rewind it before a retry.
+    """
+    directory = private_directory(prefix)
+    path = os.path.join(directory, "secret")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(path)
+    finally:
+        os.rmdir(directory)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def remove_tree(path: str | os.PathLike[str]) -> None:

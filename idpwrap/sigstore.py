@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from idpwrap import log, procs
 from idpwrap.errors import SigningError, ToolMissing, UsageError
-from idpwrap.scratch import private_directory, remove_tree
+from idpwrap.scratch import remove_tree, unlinked_file
 
 PASSPHRASE_VARIABLE = "IDPWRAP_SIGN_PASSPHRASE"
 PROBE_TIMEOUT = 30
@@ -85,19 +85,8 @@ def read_passphrase(
 @contextlib.contextmanager
 def passphrase_fd(passphrase: str) -> Iterator[int]:
     """An unlinked 0600 file holding ``passphrase``, open for ``/dev/fd/N``."""
-    directory = private_directory("idpwrap-pass-")
-    path = os.path.join(directory, "passphrase")
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        os.unlink(path)
-    finally:
-        os.rmdir(directory)
-    try:
-        os.write(fd, passphrase.encode())
-        os.lseek(fd, 0, os.SEEK_SET)
+    with unlinked_file("idpwrap-pass-", passphrase.encode()) as fd:
         yield fd
-    finally:
-        os.close(fd)
 
 
 def generate(prefix: str, passphrase: str) -> tuple[str, str, str]:
