@@ -241,22 +241,11 @@ def podman_push(bench: Bench) -> Figure | None:
     if shutil.which("podman") is None:
         return None
     quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    # Pushed by the name given here: choosing "the image with bench or none in its line" from
+    # `podman images` picked whatever dangling image tests had left in root's storage.
+    name = "localhost/idpwrap-bench:v1"
     subprocess.run(["podman", "pull", f"oci:{bench.store}:bench:v1"], **quiet)
-    subprocess.run(
-        ["podman", "tag", f"oci:{bench.store}:bench:v1", "localhost/idpwrap-bench:v1"],
-        check=False,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    images = subprocess.run(
-        ["podman", "images", "--format", "{{.Id}} {{.Repository}}:{{.Tag}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    image_id = images.split()[0] if images.strip() else ""
-    for line in images.splitlines():
-        if "bench" in line or "none" in line:
-            image_id = line.split()[0]
-            break
+    subprocess.run(["podman", "tag", f"oci:{bench.store}:bench:v1", name], **quiet)
 
     def ours() -> float:
         bench.fresh_registry()
@@ -266,14 +255,14 @@ def podman_push(bench: Bench) -> Figure | None:
         bench.fresh_registry()
         return timed(
             ["podman", "push", "--authfile", str(bench.authfile), "--cert-dir", str(bench.certs),
-             image_id, f"docker://{bench.registry.host}/giteaadmin/bench:v1"],
+             name, f"docker://{bench.registry.host}/giteaadmin/bench:v1"],
         )  # fmt: skip
 
     try:
         mine, raw = alternate(bench.runs, ours, theirs)
     finally:
         subprocess.run(
-            ["podman", "rmi", "-f", image_id],
+            ["podman", "rmi", "-f", name],
             check=False,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -320,12 +309,20 @@ def build_overhead(bench: Bench) -> Figure:
     # The --ulimit flags idpwrap adds for buildah 1.39 as root under low hard limits: without
     # them raw buildah's RUN step fails there.
     ulimits = limits.buildah_ulimits("buildah")
+    # raw buildah's own storage under the work directory, as idpwrap has its own: in root's
+    # default storage every run would leave an image behind
+    raw_storage = [
+        "--root",
+        str(bench.work / "raw-buildah"),
+        "--runroot",
+        str(bench.work / "raw-run"),
+    ]
 
     def theirs() -> float:
         touch()
         layout = bench.work / f"raw-layout-{counter[0]}"
         return timed(
-            ["buildah", "bud", "--isolation", "chroot", "--disable-compression=false",
+            ["buildah", *raw_storage, "bud", "--isolation", "chroot", "--disable-compression=false",
              "--force-rm", "--layers", "-q", *ulimits, "-t", f"oci:{layout}:cold", str(context)]
         )  # fmt: skip
 

@@ -96,18 +96,21 @@ def test_own_image_builds_on_an_imported_debian_and_runs_idpwrap(debian_rootfs, 
     assert built.returncode == 0, built.stderr[-3000:]
     assert "Image saved to local store: idpwrap:test" in built.stdout
 
-    # buildah 1.39 as root under low hard limits: the same --ulimit flags as idpwrap's builds
+    # buildah 1.39 as root under low hard limits: the same --ulimit flags as idpwrap's builds.
+    # A storage of the test's own: in root's default one the 500 MB image would stay for good.
+    buildah = ["buildah", "--root", str(tmp_path / "buildah"), "--runroot", str(tmp_path / "run")]
     ulimits = limits.buildah_ulimits("buildah")
-    container = run(["buildah", "from", "-q", *ulimits, f"oci:{store}:idpwrap:test"]).stdout.strip()
+    container = run([*buildah, "from", "-q", *ulimits, f"oci:{store}:idpwrap:test"]).stdout.strip()
     try:
-        version = run(["buildah", "run", "--isolation", "chroot", container, "--",
+        version = run([*buildah, "run", "--isolation", "chroot", container, "--",
                        "idpwrap", "--version"])  # fmt: skip
         expected = run([IDPWRAP, "--version"]).stdout.strip()
         assert version.stdout.strip() == expected
-        user = run(["buildah", "run", "--isolation", "chroot", container, "--", "id", "-un"])
+        user = run([*buildah, "run", "--isolation", "chroot", container, "--", "id", "-un"])
         assert user.stdout.strip() == "builder"
-        tools = run(["buildah", "run", "--isolation", "chroot", container, "--",
+        tools = run([*buildah, "run", "--isolation", "chroot", container, "--",
                      "sh", "-c", "buildah --version && skopeo --version"])  # fmt: skip
         assert "buildah version" in tools.stdout and "skopeo version" in tools.stdout
     finally:
-        subprocess.run(["buildah", "rm", container], capture_output=True)
+        subprocess.run([*buildah, "rm", container], capture_output=True)
+        subprocess.run([*buildah, "rmi", "--all", "--force"], capture_output=True)
