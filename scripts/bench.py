@@ -244,8 +244,11 @@ def podman_push(bench: Bench) -> Figure | None:
     # Pushed by the name given here: choosing "the image with bench or none in its line" from
     # `podman images` picked whatever dangling image tests had left in root's storage.
     name = "localhost/idpwrap-bench:v1"
-    subprocess.run(["podman", "pull", f"oci:{bench.store}:bench:v1"], **quiet)
-    subprocess.run(["podman", "tag", f"oci:{bench.store}:bench:v1", name], **quiet)
+    pulled = subprocess.run(
+        ["podman", "pull", "-q", f"oci:{bench.store}:bench:v1"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()[-1]  # fmt: skip
+    subprocess.run(["podman", "tag", pulled, name], **quiet)
 
     def ours() -> float:
         bench.fresh_registry()
@@ -262,7 +265,7 @@ def podman_push(bench: Bench) -> Figure | None:
         mine, raw = alternate(bench.runs, ours, theirs)
     finally:
         subprocess.run(
-            ["podman", "rmi", "-f", name],
+            ["podman", "rmi", "-f", pulled],
             check=False,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
