@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import localregistry
 from benchreport import write_report
 
-from idpwrap import limits
+from idpwrap.tools import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def open_store(args: argparse.Namespace) -> Store:
     """``--store``, else ``$IDPWRAP_STORE``, else the config file's ``store``, else
     ``$XDG_DATA_HOME/idpwrap/images``."""
-    from idpwrap.config import store_root
+    from idpwrap.config.settings import store_root
     from idpwrap.store import Store
 
     return Store(store_root(getattr(args, "store", None)))

@@ -9,26 +9,18 @@ from collections import namedtuple
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from idpwrap import bases as stored_bases
-from idpwrap import (
-    buildah,
-    buildcache,
-    buildlog,
-    layercache,
-    limits,
-    log,
-    platforms,
-    procs,
-    rootless,
-    timestamps,
-)
+from idpwrap import log, platforms
+from idpwrap.build import bases as stored_bases
+from idpwrap.build import buildlog, layercache, timestamps
+from idpwrap.build import cache as buildcache
 from idpwrap.commands import notice, open_store
-from idpwrap.config import image_format
-from idpwrap.configkeys import IMAGE_FORMATS
+from idpwrap.config.keys import IMAGE_FORMATS
+from idpwrap.config.settings import image_format
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import Store, StoredImage, indexes, layout_is_whole
+from idpwrap.tools import buildah, limits, procs, rootless
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -314,7 +306,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def platform_fields(values: list[str] | None) -> dict[str, object]:
     """``platform`` (one) or ``platforms`` (several) from ``--platform`` or the config."""
     if not values:
-        from idpwrap import config
+        from idpwrap.config import settings as config
 
         configured = config.load().setting("platform").value
         values = [str(configured)] if configured else []
@@ -347,7 +339,7 @@ def build_timestamp(flag: str | None) -> str | int | None:
     """``--timestamp``, else the config's ``timestamp`` (or IDPWRAP_TIMESTAMP), else None."""
     if flag is not None:
         return timestamps.parse_setting(flag, "--timestamp")
-    from idpwrap import config
+    from idpwrap.config import settings as config
 
     setting = config.load().setting("timestamp")
     return setting.value  # type: ignore[no-any-return]

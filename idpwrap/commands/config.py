@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from idpwrap import config
-from idpwrap.config import Setting
+from idpwrap.config import settings as config
+from idpwrap.config.settings import Setting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from idpwrap import doctor, registrycheck
 from idpwrap.commands import add_authfile_argument, add_tls_arguments
+from idpwrap.doctor import checks as doctor
+from idpwrap.doctor import registry as registrycheck
 from idpwrap.errors import EXIT_FAILED
 
 TYPE_CHECKING = False

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from idpwrap.commands import notice, open_store
-from idpwrap.display import human_bytes
 from idpwrap.errors import StoreError
+from idpwrap.push.display import human_bytes
 from idpwrap.store import Store
 
 TYPE_CHECKING = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from idpwrap import rootfs
+from idpwrap.build import rootfs
 from idpwrap.commands import open_store
 from idpwrap.errors import UsageError
 from idpwrap.refs import parse_local

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from idpwrap.commands import open_store
-from idpwrap.display import human_bytes
+from idpwrap.push.display import human_bytes
 from idpwrap.store import ImageDetails, Store, StoredImage
 
 TYPE_CHECKING = False

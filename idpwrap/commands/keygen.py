@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from idpwrap import sigstore
+    from idpwrap.sign import keys as sigstore
 
     passphrase = sigstore.read_passphrase(args.passphrase_file, confirm=True, what="new key")
     private, public, tool = sigstore.generate(args.output_prefix, passphrase)

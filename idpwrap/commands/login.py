@@ -1,6 +1,6 @@
 """``idpwrap login``: check credentials with the registry, then keep them in the OS keyring.
 
-The keyring entry is the service ``idpwrap:HOST[:PORT]`` (see ``idpwrap.keyrings``); ``push``
+The keyring entry is the service ``idpwrap:HOST[:PORT]`` (see ``idpwrap.creds.keyrings``); ``push``
 finds it when neither the command line nor the environment gives credentials.
 """
 
@@ -17,7 +17,7 @@ from idpwrap.commands import (
     password_argument_refused,
     refuse_password_argument,
 )
-from idpwrap.creds import NO_KEYRING_VARIABLE
+from idpwrap.creds.sources import NO_KEYRING_VARIABLE
 from idpwrap.errors import IdpwrapError, UsageError
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry
 
@@ -35,7 +35,7 @@ def default_registry(text: str | None) -> Registry:
 
 
 def check_keyring_usable() -> str:
-    from idpwrap import keyrings
+    from idpwrap.creds import keyrings
 
     if os.environ.get(NO_KEYRING_VARIABLE, "") not in ("", "0"):
         raise UsageError(
@@ -61,7 +61,8 @@ def login(
     cert_dir: Path | None = None,
 ) -> str:
     """Verify, then store; returns the keyring service name. Nothing is stored on a refusal."""
-    from idpwrap import keyrings, registry_api
+    from idpwrap.creds import keyrings
+    from idpwrap.registry import api as registry_api
 
     how = registry_api.verify_credentials(
         registry, username, secret, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 def logout(registry_host: str) -> bool:
     """True if credentials were stored for ``registry_host`` and are now removed."""
-    from idpwrap import keyrings
+    from idpwrap.creds import keyrings
 
     try:
         return keyrings.remove(registry_host)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from idpwrap.commands import notice, open_store
-from idpwrap.display import human_bytes
+from idpwrap.push.display import human_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def execute(args: argparse.Namespace) -> int:
         f" freed {human_bytes(report.freed)}"
     )
     if args.build_cache:
-        from idpwrap import buildah, layercache, rootless
+        from idpwrap.build import layercache
+        from idpwrap.tools import buildah, rootless
 
         storage = rootless.default_storage()
         rootless.prepare(storage)

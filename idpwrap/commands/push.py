@@ -1,4 +1,4 @@
-"""``idpwrap push``: its arguments and settings; the push itself is ``idpwrap.pushing``."""
+"""``idpwrap push``: its arguments and settings; the push itself is ``idpwrap.push.pushing``."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ from idpwrap.commands import (
     refuse_password_argument,
 )
 from idpwrap.errors import RegistryUnreachable, UsageError
-from idpwrap.pushing import push_all_tags, run
-from idpwrap.pushlayout import write_file
-from idpwrap.pushrequest import PushRequest, digestfile_text
+from idpwrap.push.pushing import push_all_tags, run
+from idpwrap.push.request import PushRequest, digestfile_text
+from idpwrap.push.source import write_file
 from idpwrap.refs import DEFAULT_REGISTRY, destination_host, parse_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
-    from idpwrap.display import ProgressView
-    from idpwrap.signing import Signer
+    from idpwrap.push.display import ProgressView
+    from idpwrap.sign.signing import Signer
 
 PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
 
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _signer(args: argparse.Namespace) -> Signer | None:
-    from idpwrap import config
+    from idpwrap.config import settings as config
 
     key = config.load().setting(
         "sign_by_sigstore_private_key", args.sign_by_sigstore_private_key,
@@ -96,7 +96,7 @@ def _signer(args: argparse.Namespace) -> Signer | None:
         if args.sign_passphrase_file:
             raise UsageError("--sign-passphrase-file goes with --sign-by-sigstore-private-key KEY")
         return None
-    from idpwrap import signing
+    from idpwrap.sign import signing
 
     return signing.prepare(str(key), args.sign_passphrase_file)
 
@@ -115,7 +115,7 @@ def push_platform(text: str | None) -> str | None:
 def execute(args: argparse.Namespace) -> int:
     import sys
 
-    from idpwrap import config
+    from idpwrap.config import settings as config
 
     if args.password_argument is not None:
         raise UsageError(password_argument_refused("push"))
@@ -156,7 +156,7 @@ def execute(args: argparse.Namespace) -> int:
     )
 
     def make_view(label: str) -> ProgressView:
-        from idpwrap import display
+        from idpwrap.push import display
 
         return display.make_view(mode, label)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from idpwrap.commands import notice, open_store
-from idpwrap.display import human_bytes
+from idpwrap.push.display import human_bytes
 from idpwrap.refs import parse_local
 from idpwrap.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from idpwrap.commands import open_store
-from idpwrap.display import human_bytes
+from idpwrap.push.display import human_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -31,9 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     import sys
 
-    from idpwrap import config, creds, verifying
+    from idpwrap.config import settings as config
+    from idpwrap.creds import sources as creds
     from idpwrap.refs import destination_host, explicit_destination, parse_registry
-    from idpwrap.signing import Tls
+    from idpwrap.sign import verifying
+    from idpwrap.sign.signing import Tls
 
     if args.password_argument is not None:
         raise UsageError(password_argument_refused("verify"))

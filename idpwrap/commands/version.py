@@ -31,7 +31,7 @@ def tool_version(tool: str) -> str:
 
 
 def _environment() -> dict[str, str]:
-    from idpwrap.procs import child_environment
+    from idpwrap.tools.procs import child_environment
 
     return child_environment()
 
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from idpwrap import matrix
+    from idpwrap.tools import matrix
 
     versions = {"idpwrap": __version__, **{tool: tool_version(tool) for tool in TOOLS}}
     versions["python"] = matrix.python_version()

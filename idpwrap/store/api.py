@@ -369,14 +369,14 @@ class Store(LockedLayout):
 
     def save(self, images: Sequence[StoredImage], output: Path) -> int:
         """Write ``images`` as one oci-archive at ``output``, replaced atomically; its size."""
-        from idpwrap import archivesave
+        from idpwrap.store import archivesave
 
         with self.reading():
             return archivesave.write_oci_archive(self, images, output)
 
     def load(self, source: Path, refs: Sequence[LocalRef] = ()) -> list[StoredImage]:
         """Every image of an oci-archive or docker-archive, under its names (or ``refs``)."""
-        from idpwrap import archive
+        from idpwrap.store import archive
 
         try:
             with self.working_dir("load") as work:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import ignore
+from idpwrap.build import ignore
 
 from .helpers import BUSYBOX, Cli, MiB, blob_path, local_image, make_context, read_blob_json
 
@@ -343,7 +343,7 @@ def test_run_steps_get_the_hard_limits_where_buildahs_are_too_high(cli, tmp_path
     # As root below 1048576 without CAP_SYS_RESOURCE (containers, CI runners; here nofile
     # 20000) buildah 1.39 fails every RUN step unless idpwrap passes the hard limits; buildah
     # 1.28 lowers the limits itself and gets nothing.
-    from idpwrap import limits
+    from idpwrap.tools import limits
 
     containerfile = (
         "FROM scratch\nCOPY busybox /bin/busybox\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import limits
+from idpwrap.tools import limits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

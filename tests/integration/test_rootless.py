@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import rootless
+from idpwrap.tools import rootless
 
 from .helpers import DEFAULT_PATH, ROOT, Result, local_image, make_context
 

@@ -53,7 +53,7 @@ def world(tmp_path_factory):
 
 def skopeo_signs(world) -> bool:
     """The same probe idpwrap makes: skopeo signs with this key, or it cannot."""
-    from idpwrap import signing
+    from idpwrap.sign import signing
 
     return signing.skopeo_signs(str(world[1] / "cosign.key"), PASSPHRASE)
 
@@ -377,7 +377,7 @@ def test_keygen_asks_for_the_passphrase_twice_on_a_terminal(world, tmp_path):
     assert PASSPHRASE.encode() not in seen  # not echoed
     assert (tmp_path / "asked.key").is_file() and (tmp_path / "asked.pub").is_file()
     # the key opens with that passphrase: a signing probe with it succeeds or says skopeo cannot
-    from idpwrap import signing
+    from idpwrap.sign import signing
 
     (tmp_path / "passphrase").write_text(PASSPHRASE + "\n")
     signer = signing.prepare(str(tmp_path / "asked.key"), str(tmp_path / "passphrase"))

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import rootless
 from idpwrap.store import Store
+from idpwrap.tools import rootless
 
 from .helpers import Cli, make_context, processes, wait_for
 from .storecheck import check_valid, leftovers, orphans, tags

@@ -12,10 +12,9 @@ import tarfile
 
 import pytest
 
-from idpwrap import archivesave
 from idpwrap.errors import EXIT_STORE, EXIT_USAGE, ArchiveError, StoreError, UsageError
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store
+from idpwrap.store import Store, archivesave
 
 REF_NAME = "org.opencontainers.image.ref.name"
 BASE = b"shared base layer" * 300

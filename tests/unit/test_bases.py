@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from idpwrap import bases
+from idpwrap.build import bases
 from idpwrap.refs import LocalRef
 from idpwrap.store import StoredImage
 

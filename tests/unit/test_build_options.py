@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap.buildah import (
+from idpwrap.errors import EXIT_USAGE, UsageError
+from idpwrap.platforms import parse as parse_platforms
+from idpwrap.tools.buildah import (
     BuildOptions,
     bud_argv,
     parse_label,
@@ -14,9 +16,7 @@ from idpwrap.buildah import (
     read_build_arg_file,
     resolve_build_args,
 )
-from idpwrap.errors import EXIT_USAGE, UsageError
-from idpwrap.platforms import parse as parse_platforms
-from idpwrap.rootless import Storage
+from idpwrap.tools.rootless import Storage
 
 DESTINATION = "oci:/store/.idpwrap.tmp/build-1-x/layout:build"
 
@@ -145,7 +145,7 @@ def test_build_args_files_then_flags_then_environment(tmp_path):
 
 
 def test_clearing_the_cache_removes_containers_then_images():
-    from idpwrap.buildah import clear_cache_argvs
+    from idpwrap.tools.buildah import clear_cache_argvs
 
     storage = Storage(Path("/d/b"), Path("/run/b"), "overlay", None, "test")
     prefix = ["buildah", *storage.argv()]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import buildah
-from idpwrap.buildah import BuildOptions, bud_argv, build, find_containerfile
 from idpwrap.errors import EXIT_FAILED, EXIT_USAGE, BuildFailed, ContextError
+from idpwrap.tools import buildah
+from idpwrap.tools.buildah import BuildOptions, bud_argv, build, find_containerfile
 
 DESTINATION = "oci:/store/.idpwrap.tmp/build-1-x/layout:build"
 

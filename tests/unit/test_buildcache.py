@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import buildcache
-from idpwrap.buildcache import BuildInputs, fingerprint, remember, reuse
+from idpwrap.build import cache as buildcache
+from idpwrap.build.cache import BuildInputs, fingerprint, remember, reuse
 from idpwrap.refs import LocalRef
 from idpwrap.store import StoredImage
 

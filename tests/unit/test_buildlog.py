@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import buildlog
+from idpwrap.build import buildlog
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "buildah"
 NAMES = {"idpwrap-base-531efe7865aa2856": "base:1", "idpwrap-base-ba04af1fa6a26b68": "base:1"}

@@ -317,7 +317,7 @@ def test_push_with_a_registry_given_does_not_call_it_the_default(
 
 
 def test_digestfile_text_names_the_reference_for_several_images():
-    from idpwrap.pushrequest import PushResult, digestfile_text
+    from idpwrap.push.request import PushResult, digestfile_text
 
     one = PushResult("h/o/a:v1", "sha256:" + "1" * 64, 1)
     two = PushResult("h/o/a:v2", "sha256:" + "2" * 64, 1)

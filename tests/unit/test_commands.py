@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from idpwrap.commands import images, rmi
-from idpwrap.creds import Credentials
+from idpwrap.creds.sources import Credentials
 from idpwrap.errors import UsageError
-from idpwrap.pushlayout import PUSH_LAYOUT_NAME, trusted_cert_dir, write_push_layout
-from idpwrap.pushrequest import PushRequest, choose_registry, plan_destination
+from idpwrap.push.request import PushRequest, choose_registry, plan_destination
+from idpwrap.push.source import PUSH_LAYOUT_NAME, trusted_cert_dir, write_push_layout
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry, parse_source
 from idpwrap.store import LocalRef
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from idpwrap.config import Config, Setting, config_path, effective_settings
+from idpwrap.config.settings import Config, Setting, config_path, effective_settings
 from idpwrap.errors import EXIT_USAGE, ConfigError
 from idpwrap.refs import DEFAULT_REGISTRY
 
@@ -241,7 +241,7 @@ def test_default_store_follows_xdg_data_home(tmp_path):
 
 
 def push_settings(**flags):
-    from idpwrap.config import for_push
+    from idpwrap.config.settings import for_push
 
     values = {"source_host": None, "registry": None, "owner": None, "insecure": None,
               "ca_file": None, "cert_dir": None, "retry": None, "progress": None}  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idpwrap.containerfile import instructions, sources, substitute
+from idpwrap.build.containerfile import instructions, sources, substitute
 
 DIGEST = "sha256:" + "a" * 64
 

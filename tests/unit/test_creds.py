@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from idpwrap.creds import Credentials, auth_file_content, resolve, temporary_auth_file
+from idpwrap.creds.sources import Credentials, auth_file_content, resolve, temporary_auth_file
 from idpwrap.errors import EXIT_USAGE, CredentialsError
 
 HOST = "gitea.example:8443"

@@ -20,12 +20,13 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError, PasswordDeleteError
 
-from idpwrap import authfiles, idpbuilder, keyrings, log
-from idpwrap.creds import Credentials, auth_file_content, resolve
+from idpwrap import log
+from idpwrap.creds import authfiles, idpbuilder, keyrings
+from idpwrap.creds.sources import Credentials, auth_file_content, resolve
 from idpwrap.errors import EXIT_AUTH, EXIT_USAGE, AuthFailed, CredentialsError
 from idpwrap.refs import Registry
-from idpwrap.registry_api import parse_challenges
-from idpwrap.skopeo import classify_failure
+from idpwrap.registry.api import parse_challenges
+from idpwrap.tools.skopeo import classify_failure
 
 HOST = "gitea.example:8443"
 SECRET = "s3cr3t-from-a-source"
@@ -464,10 +465,10 @@ def test_tried_lists_every_source_by_name(home, memory_keyring):
 
 def test_credentials_from_the_environment_do_not_import_keyring():
     code = (
-        "import sys; from idpwrap import creds; "
+        "import sys; from idpwrap.creds import sources as creds; "
         "creds.resolve('h:1', environ={'GITEA_USERNAME': 'u', 'GITEA_TOKEN': 't'}); "
         "import idpwrap.commands.push; "
-        "names = ('keyring', 'subprocess', 'idpwrap.authfiles'); "
+        "names = ('keyring', 'subprocess', 'idpwrap.creds.authfiles'); "
         "print(sorted(name for name in names if name in sys.modules))"
     )
     output = subprocess.run(

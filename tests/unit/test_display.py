@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from idpwrap import display
-from idpwrap.display import JsonView, NoView, PlainView, human_bytes, make_view
-from idpwrap.progress import PushProgress
+from idpwrap.push import display
+from idpwrap.push.display import JsonView, NoView, PlainView, human_bytes, make_view
+from idpwrap.push.progress import PushProgress
 
 LAYER = "sha256:" + "4945e11a273e" + "0" * 52
 CONFIG = "sha256:" + "bb486132d6" + "2" * 54

@@ -11,11 +11,13 @@ from collections import namedtuple
 
 import pytest
 
-from idpwrap import doctor, registrycheck, rootless
 from idpwrap.cli import main
-from idpwrap.doctor import ERROR, OK, WARNING, Check
+from idpwrap.doctor import checks as doctor
+from idpwrap.doctor import registry as registrycheck
+from idpwrap.doctor.checks import ERROR, OK, WARNING, Check
 from idpwrap.refs import LocalRef
 from idpwrap.store import Store
+from idpwrap.tools import rootless
 
 
 def fake_tool(tmp_path, monkeypatch, name, output):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from idpwrap import ignore
+from idpwrap.build import ignore
 
 
 def excluded(text: str, paths: list[str]) -> list[str]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import resource
 
-from idpwrap import doctor, limits
-from idpwrap.buildah import BuildOptions, bud_argv
+from idpwrap.doctor import checks as doctor
+from idpwrap.tools import limits
+from idpwrap.tools.buildah import BuildOptions, bud_argv
 
 
 def test_root_below_buildahs_limits_passes_the_hard_limits() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from idpwrap import doctor, matrix
 from idpwrap.cli import main
+from idpwrap.doctor import checks as doctor
+from idpwrap.tools import matrix
 
 
 def test_each_row_is_tested_and_a_mix_is_not() -> None:

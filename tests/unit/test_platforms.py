@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import config, platforms
+from idpwrap import platforms
 from idpwrap.commands import build, push
+from idpwrap.config import settings as config
 from idpwrap.errors import EXIT_SETUP, ConfigError, ImageNotFound, SetupError, UsageError
 from idpwrap.refs import LocalRef, Registry
-from idpwrap.skopeo import CopyOptions, copy_argv
 from idpwrap.store import Store, indexes
+from idpwrap.tools.skopeo import CopyOptions, copy_argv
 
 # Debian's /usr/lib/binfmt.d/qemu-aarch64.conf as the kernel shows it once registered.
 AARCH64_ENTRY = """enabled

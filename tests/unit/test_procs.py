@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from idpwrap import procs
-from idpwrap.creds import Credentials, temporary_auth_file
+from idpwrap.creds.sources import Credentials, temporary_auth_file
 from idpwrap.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, ToolMissing
-from idpwrap.procs import child_environment, run_streaming
+from idpwrap.tools import procs
+from idpwrap.tools.procs import child_environment, run_streaming
 
 SECRETS = ("GITEA_TOKEN", "GITEA_PASSWORD", "REGISTRY_PASSWORD")
 

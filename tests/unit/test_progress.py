@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idpwrap.progress import BlobState, PushProgress, parse_size
+from idpwrap.push.progress import BlobState, PushProgress, parse_size
 
 from .conftest import load_capture
 

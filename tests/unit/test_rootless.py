@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import rootless
 from idpwrap.errors import EXIT_SETUP, SetupError
-from idpwrap.rootless import (
+from idpwrap.tools import rootless
+from idpwrap.tools.rootless import (
     Storage,
     choose_driver,
     filesystem_type,

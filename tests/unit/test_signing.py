@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from idpwrap import signing, verifying
 from idpwrap.errors import ImageNotFound, NotVerified, TlsNotTrusted
 from idpwrap.refs import Registry
+from idpwrap.sign import signing, verifying
 
 REGISTRY = Registry("registry.test:5000")
 DIGEST = "sha256:" + "ab" * 32

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap.creds import Credentials, temporary_auth_file
+from idpwrap.creds.sources import Credentials, temporary_auth_file
 from idpwrap.errors import (
     EXIT_AUTH,
     EXIT_FAILED,
@@ -18,7 +18,7 @@ from idpwrap.errors import (
     TlsNotTrusted,
 )
 from idpwrap.refs import Registry
-from idpwrap.skopeo import CopyOptions, classify_failure, copy_argv, fatal_message
+from idpwrap.tools.skopeo import CopyOptions, classify_failure, copy_argv, fatal_message
 
 HTTPS = Registry("gitea.example:8443")
 HTTP = Registry("127.0.0.1:5000", plain_http=True)
@@ -278,7 +278,7 @@ def test_ingress_413_names_the_size_and_the_annotation():
 
 
 def test_only_a_plain_unauthorized_after_a_token_is_unclear():
-    from idpwrap.skopeo import refusal_is_unclear
+    from idpwrap.tools.skopeo import refusal_is_unclear
 
     assert refusal_is_unclear(GITEA_TEXTS["no_permission"])
     assert not refusal_is_unclear(GITEA_TEXTS["wrong_password"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from idpwrap import timestamps
-from idpwrap.buildah import BuildOptions, bud_argv
+from idpwrap.build import timestamps
 from idpwrap.errors import UsageError
+from idpwrap.tools.buildah import BuildOptions, bud_argv
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap import __version__, rootfs
+from idpwrap import __version__
+from idpwrap.build import rootfs
 from idpwrap.cli import COMMANDS, main
 from idpwrap.commands import completion, version
 from idpwrap.commands.import_rootfs import parse_changes

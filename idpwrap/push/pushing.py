@@ -1,0 +1,267 @@
+"""A push: resolve the image in the store, map its destination, skopeo copy it, check the
+digest the registry stored, sign it when asked.
+
+Everything before skopeo starts is on the critical path of a push, so it is kept to what
+is needed to build skopeo's command line; the progress parser and the display are set up
+while skopeo is already running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+
+from idpwrap import log
+from idpwrap.creds import sources as creds
+from idpwrap.errors import (
+    AuthFailed,
+    BodyTooLarge,
+    ImageNotFound,
+    PushFailed,
+    RegistryUnreachable,
+    UsageError,
+)
+from idpwrap.push.liveprogress import LiveProgress
+from idpwrap.push.request import PushRequest, PushResult, choose_registry, plan_destination
+from idpwrap.push.source import push_source, trusted_cert_dir
+from idpwrap.refs import Destination, Registry, parse_source, store_candidates
+from idpwrap.scratch import private_directory, remove_tree
+from idpwrap.store import Store, indexes
+from idpwrap.tools import skopeo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.push.display import ProgressView
+    from idpwrap.registry import gitea
+
+
+def run(
+    store: Store,
+    request: PushRequest,
+    make_view: Callable[[str], ProgressView],
+    notice: Callable[[str], None],
+) -> PushResult:
+    source = parse_source(request.source)
+    registry = choose_registry(request, source)
+    # Held from the lookup on: a concurrent rmi or prune cannot take the blobs from under us.
+    with store.reading() if os.path.exists(store.index_file) else contextlib.nullcontext():
+        image = store.resolve(store_candidates(source), source.tag, source.digest)
+        whole = indexes.is_index(image) and request.platform is None
+        if request.platform is not None:
+            image = indexes.child(store, image, request.platform)
+        blobs = indexes.copied_blobs(store, image)
+        tried: list[str] = []
+        credentials = creds.resolve(
+            registry.host,
+            username=request.username,
+            password=request.password,
+            authfile=request.authfile,
+            tried=tried,
+        )
+        destination = plan_destination(request, source, image, registry, credentials)
+        if destination.lowercased_owner:
+            notice(
+                f"owner {destination.lowercased_owner!r} lowercased to"
+                f" {destination.lowercased_owner.lower()!r}: registry namespaces are lowercase"
+            )
+        if request.insecure and not registry.plain_http:
+            notice(f"TLS verification is off for {registry.host} (--insecure)")
+        elif registry.plain_http and _answers_tls(registry.host):
+            notice(
+                f"TLS verification is off for {registry.host}: it answers TLS, and with"
+                f" {registry.url} skopeo uses it unverified; use https://{registry.host}"
+                " (with --ca-file for a private CA) to verify it"
+            )
+        lowered_tag = _gitea_lowercases(request, destination, notice)
+        log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
+
+        live = LiveProgress(blobs, f"{destination.repository}:{destination.tag}", make_view)
+        live.store_root = str(store.root)
+        live.image_ref = str(image.ref)
+        work = private_directory("idpwrap-push-")
+        succeeded = False
+        try:
+            with creds.temporary_auth_file(registry.host, credentials) as auth_fd:
+                source = push_source(work, store, image)
+                options = skopeo.CopyOptions(
+                    registry=registry,
+                    authfile_fd=auth_fd,
+                    digestfile=os.path.join(work, "digest"),
+                    tls_verify=not request.insecure,
+                    cert_dir=trusted_cert_dir(request, work),
+                    retry_times=request.retry,
+                    all_images=whole,
+                )
+                argv = skopeo.copy_argv(source, f"docker://{destination.reference}", options)
+                with _signing_copy(request, registry, destination, image.digest, argv, notice) as (
+                    argv,
+                    fds,
+                ):
+                    options = options._replace(extra_fds=fds)
+                    log.debug("running %s", " ".join(argv))
+                    try:
+                        _copy_with_one_more_try(
+                            argv, options, live, request, credentials, notice, destination, tried
+                        )
+                        succeeded = True
+                    finally:
+                        live.close(succeeded)
+                with open(os.path.join(work, "digest"), encoding="utf-8") as digestfile:
+                    pushed_digest = digestfile.read().strip()
+        finally:
+            remove_tree(work)
+        if lowered_tag and credentials:
+            from idpwrap.registry import gitea
+
+            destination = gitea.check_lowercased_tag(
+                destination, credentials, image.digest, _tls_of(request)
+            )
+        if pushed_digest != image.digest:
+            raise PushFailed(
+                f"the registry stored {destination.reference} as {pushed_digest}, but the local"
+                f" image is {image.digest}: the push did not copy the image unchanged"
+            )
+        live.pushed(destination.reference, pushed_digest)
+        if request.signer is not None:
+            from idpwrap.sign import signing
+
+            tls = signing.Tls(registry, request.insecure, request.ca_file, request.cert_dir)
+            repository = f"{registry.host}/{destination.repository}"
+            signing.after_push(request.signer, repository, pushed_digest, tls, credentials, notice)
+        return PushResult(destination.reference, pushed_digest, sum(b[1] for b in blobs))
+
+
+def _answers_tls(host: str) -> bool:
+    from idpwrap.registry.tlsprobe import answers_tls
+
+    return answers_tls(host)
+
+
+def _signing_copy(
+    request: PushRequest,
+    registry: Registry,
+    destination: Destination,
+    digest: str,
+    argv: list[str],
+    notice: Callable[[str], None],
+) -> contextlib.AbstractContextManager[tuple[list[str], tuple[int, ...]]]:
+    if request.signer is None:
+        return contextlib.nullcontext((argv, ()))
+    from idpwrap.sign import signing
+
+    repository = f"{registry.host}/{destination.repository}"
+    return signing.signing_copy(request.signer, registry.host, repository, digest, argv, notice)
+
+
+def _copy_with_one_more_try(
+    argv: list[str],
+    options: skopeo.CopyOptions,
+    live: LiveProgress,
+    request: PushRequest,
+    credentials: creds.Credentials | None,
+    notice: Callable[[str], None],
+    destination: Destination | None = None,
+    tried: list[str] | None = None,
+) -> None:
+    """skopeo retries a failed blob itself (--retry-times), but not every failure, e.g. a
+    connection reset before the manifest is written; when retries are allowed, a network
+    failure gets one more whole ``skopeo copy``, which skips the blobs already uploaded."""
+    attempts = 2 if request.retry > 0 else 1
+    for attempt in range(1, attempts + 1):
+        os.lseek(options.authfile_fd, 0, os.SEEK_SET)
+        finished = skopeo.copy(argv, options, live.feed, on_started=live.start)
+        if finished.exit_code == 0:
+            return
+        error = skopeo.classify_failure(
+            finished.stderr,
+            finished.exit_code,
+            options.registry,
+            credentials.source if credentials else "",
+            username=credentials.username if credentials else "",
+            repository=destination.repository if destination else "",
+            tried=tried or (),
+            pending_size=live.pending_size(),
+            image=live.image_ref,
+            store_root=live.store_root,
+        )
+        if isinstance(error, AuthFailed) and credentials and destination:
+            error = _closer_look(error, finished.stderr, request, credentials, destination)
+        if (
+            attempt == attempts
+            or not isinstance(error, RegistryUnreachable)
+            or isinstance(error, BodyTooLarge)
+        ):
+            raise error
+        if "no such host" in finished.stderr.lower():
+            raise error  # a name that does not resolve will not resolve a second later
+        notice(f"{error}; trying once more")
+
+
+def _tls_of(request: PushRequest) -> gitea.Tls:
+    from pathlib import Path
+
+    from idpwrap.registry import gitea
+
+    cert_dir = Path(request.cert_dir) if request.cert_dir else None
+    ca_file = Path(request.ca_file) if request.ca_file else None
+    return gitea.Tls(bool(request.insecure), ca_file, cert_dir)
+
+
+def _gitea_lowercases(
+    request: PushRequest, destination: Destination, notice: Callable[[str], None]
+) -> bool:
+    if destination.tag == destination.tag.lower():
+        return False  # the common case pays nothing
+    from idpwrap.registry import gitea
+
+    return gitea.announce_lowercased_tag(destination, _tls_of(request), notice)
+
+
+def _closer_look(
+    error: AuthFailed,
+    stderr: str,
+    request: PushRequest,
+    credentials: creds.Credentials,
+    destination: Destination,
+) -> AuthFailed:
+    if not skopeo.refusal_is_unclear(stderr) or credentials.identity_token:
+        return error
+    from idpwrap.registry import gitea
+
+    return gitea.explain_refused_push(credentials, destination, _tls_of(request)) or error
+
+
+def push_all_tags(
+    store: Store,
+    request: PushRequest,
+    make_view: Callable[[str], ProgressView],
+    notice: Callable[[str], None],
+) -> list[PushResult]:
+    """Every tag of SOURCE's repository in the store, like ``docker push --all-tags``."""
+    source = parse_source(request.source)
+    if source.tag or source.digest:
+        raise UsageError(f"--all-tags takes a name without a tag or digest, not {request.source}")
+    if request.destination and ":" in request.destination.rsplit("/", 1)[-1]:
+        raise UsageError("--all-tags keeps each tag: give DEST without a tag")
+    images = store.images()
+    for name in store_candidates(source):
+        tags = [image.ref.tag for image in images if image.ref.name == name]
+        if tags:
+            break
+    else:
+        raise ImageNotFound.in_store(f"{request.source}:*", str(store.root), [])
+    results = []
+    said: set[str] = set()
+
+    def once(message: str) -> None:
+        """A notice about the push (an owner lowercased, TLS off) once, not once per tag."""
+        if message not in said:
+            said.add(message)
+            notice(message)
+
+    for tag in tags:
+        destination = f"{request.destination}:{tag}" if request.destination else None
+        tagged = request._replace(source=f"{request.source}:{tag}", destination=destination)
+        results.append(run(store, tagged, make_view, once))
+    return results
