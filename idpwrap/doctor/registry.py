@@ -22,7 +22,7 @@ def registry_probe(
 
     context = None
     if url.startswith("https://"):
-        from idpwrap.registry import tls
+        from idpwrap import tls
 
         context = tls.unverified_context() if insecure else tls.client_context(ca_file)
         for crt in sorted(Path(cert_dir).glob("*.crt")) if cert_dir and not insecure else ():

@@ -23,10 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from idpwrap import log
+from idpwrap import log, tls
 from idpwrap.errors import AuthFailed, IdpwrapError, RegistryUnreachable, TlsNotTrusted
 from idpwrap.refs import Registry
-from idpwrap.registry import tls
 
 TIMEOUT_SECONDS = 30.0
 SYSTEM_CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
