@@ -1,0 +1,1 @@
+"""Settings: the config file, the environment and the flags, and which of them decides each setting."""

@@ -1,0 +1,1 @@
+"""Sigstore keys, signing what a push pushed, and verifying a signature in a registry."""
