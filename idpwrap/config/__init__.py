@@ -1,1 +1,3 @@
-"""Settings: the config file, the environment and the flags, and which of them decides each setting."""
+"""Settings: the config file, the environment and the flags, and which of them decides each
+setting.
+"""

@@ -1,1 +1,3 @@
-"""Where registry credentials come from, in order, and the private auth file that hands them to the tools."""
+"""Where registry credentials come from, in order, and the private auth file that hands them to
+the tools.
+"""

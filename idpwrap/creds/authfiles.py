@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from idpwrap import log
-from idpwrap.creds.sources import Credentials
+from idpwrap.creds.credentials import Credentials
 from idpwrap.errors import CredentialsError
 
 HELPER_PREFIX = "docker-credential-"

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 
 from idpwrap import log
-from idpwrap.creds.sources import Credentials
+from idpwrap.creds.credentials import Credentials
 
 GITEA_HOST = "gitea.cnoe.localtest.me"
 DEFAULT_USERNAME = "giteaAdmin"

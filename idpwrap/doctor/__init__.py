@@ -1,1 +1,3 @@
-"""What ``idpwrap doctor`` checks: the tools, the store, limits, the registry and the credentials."""
+"""What ``idpwrap doctor`` checks: the tools, the store, limits, the registry and the
+credentials.
+"""

@@ -14,7 +14,7 @@ from idpwrap.errors import AuthFailed, IdpwrapError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from idpwrap.creds.sources import Credentials
+    from idpwrap.creds.credentials import Credentials
     from idpwrap.doctor.result import Check
     from idpwrap.refs import Registry
 

@@ -1,1 +1,3 @@
-"""Talking to a registry over HTTPS ourselves: challenges and tokens, the credential check, and Gitea's answers."""
+"""Talking to a registry over HTTPS ourselves: challenges and tokens, the credential check, and
+Gitea's answers.
+"""

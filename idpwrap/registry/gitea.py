@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from idpwrap.creds.sources import Credentials
+    from idpwrap.creds.credentials import Credentials
 
 SERVICE = "container_registry"
 WRITE_SCOPES = ("write:package", "all")
