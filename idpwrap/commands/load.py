@@ -6,6 +6,7 @@ from pathlib import Path
 
 from idpwrap.commands import open_store
 from idpwrap.refs import parse_local
+from idpwrap.store.archive import load_archive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,6 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     refs = [parse_local(text) for text in args.tag]
     store = open_store(args)
-    for image in store.load(Path(args.input), refs):
+    for image in load_archive(store, Path(args.input), refs):
         print(f"Loaded image: {image.ref} ({image.digest})")
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from idpwrap.commands import open_store
 from idpwrap.push.display import human_bytes
+from idpwrap.store.archivesave import save_archive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     store = open_store(args)
     images = list({str(image.ref): image for image in map(store.lookup, args.images)}.values())
-    size = store.save(images, Path(args.output))
+    size = save_archive(store, images, Path(args.output))
     for image in images:
         print(f"Saved: {image.ref} ({image.digest})")
     print(f"Archive: {Path(args.output).absolute()} ({human_bytes(size)}, oci-archive)")

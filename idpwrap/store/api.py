@@ -260,7 +260,7 @@ class Store(LockedLayout):
                             path.unlink()
                     raise
         except OSError as error:
-            raise self._write_error(error) from error
+            raise self.write_error(error) from error
         return added
 
     def _move_blobs(
@@ -317,7 +317,7 @@ class Store(LockedLayout):
                 ]
                 self._write_index({**index, "manifests": kept + entries})
         except OSError as error:
-            raise self._write_error(error) from error
+            raise self.write_error(error) from error
         return [
             StoredImage(ref, {**descriptor, "annotations": {REF_ANNOTATION: str(ref)}})
             for ref in refs
@@ -357,30 +357,10 @@ class Store(LockedLayout):
                 self._write_index(stages[-1])
                 return gc.collect_after_delete(self, unique, stages)
         except OSError as error:
-            raise self._write_error(error) from error
+            raise self.write_error(error) from error
 
     def prune(self, on_wait: Callable[[], None] | None = None) -> PruneReport:
         """Remove unreferenced blobs and what interrupted commands left behind (see gc)."""
         from idpwrap.store import gc
 
         return gc.prune(self, on_wait)
-
-    # -- archives ------------------------------------------------------------------------
-
-    def save(self, images: Sequence[StoredImage], output: Path) -> int:
-        """Write ``images`` as one oci-archive at ``output``, replaced atomically; its size."""
-        from idpwrap.store import archivesave
-
-        with self.reading():
-            return archivesave.write_oci_archive(self, images, output)
-
-    def load(self, source: Path, refs: Sequence[LocalRef] = ()) -> list[StoredImage]:
-        """Every image of an oci-archive or docker-archive, under its names (or ``refs``)."""
-        from idpwrap.store import archive
-
-        try:
-            with self.working_dir("load") as work:
-                layout, images = archive.read_archive(source, work, list(refs))
-                return self.add_images(layout, images)
-        except OSError as error:  # writing the unpacked blobs: the store's own disk
-            raise self._write_error(error) from error

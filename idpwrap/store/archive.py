@@ -15,7 +15,7 @@ from pathlib import Path
 from idpwrap import log
 from idpwrap.errors import ArchiveError, StoreError, UsageError
 from idpwrap.refs import DIGEST_RE, LocalRef, parse_local
-from idpwrap.store import (
+from idpwrap.store.layout import (
     INDEX_FILE,
     INDEX_TYPES,
     LAYOUT_CONTENT,
@@ -29,7 +29,10 @@ from idpwrap.tools import procs
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import tarfile
+    from collections.abc import Sequence
     from typing import Any
+
+    from idpwrap.store.api import Store, StoredImage
 
 
 CHUNK = 1024 * 1024
@@ -41,6 +44,17 @@ CONTAINERD_NAME = "io.containerd.image.name"
 # Registries' spellings of names the store keeps short: docker.io/library/alpine -> alpine.
 SHORTENED_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/", "localhost/")
 GO_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+
+
+def load_archive(store: Store, source: Path, refs: Sequence[LocalRef] = ()) -> list[StoredImage]:
+    """Every image of an oci-archive or docker-archive into ``store``, under its names (or
+    ``refs``), unpacked in a working directory of the store and added in one index write."""
+    try:
+        with store.working_dir("load") as work:
+            layout, images = read_archive(source, work, list(refs))
+            return store.add_images(layout, images)
+    except OSError as error:  # writing the unpacked blobs: the store's own disk
+        raise store.write_error(error) from error
 
 
 def read_archive(

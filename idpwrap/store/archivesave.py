@@ -17,20 +17,20 @@ from pathlib import Path
 
 from idpwrap import log
 from idpwrap.errors import StoreError, UsageError
-from idpwrap.store import (
-    INDEX_FILE,
-    LAYOUT_CONTENT,
-    LAYOUT_FILE,
-    REF_ANNOTATION,
-    StoredImage,
-    walk_blobs,
-)
+from idpwrap.store.layout import INDEX_FILE, LAYOUT_CONTENT, LAYOUT_FILE, REF_ANNOTATION, walk_blobs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from idpwrap.store import Store
+    from idpwrap.store.api import Store, StoredImage
+
+
+def save_archive(store: Store, images: Sequence[StoredImage], output: Path) -> int:
+    """Write ``images`` as one oci-archive at ``output``, replaced atomically; its size. The
+    store's blobs are held against collection while they are read."""
+    with store.reading():
+        return write_oci_archive(store, images, output)
 
 
 def write_oci_archive(store: Store, images: Sequence[StoredImage], output: Path) -> int:

@@ -126,7 +126,7 @@ def prune(store: Store, on_wait: Callable[[], None] | None = None) -> PruneRepor
             unused = classify(store.blob_dir, unreferenced, present)
             remove_blobs(store.blob_dir, unreferenced)
     except OSError as error:
-        raise store._write_error(error) from error
+        raise store.write_error(error) from error
     blob_bytes = sum(present[digest] for digest in unreferenced)
     return PruneReport(
         len(unreferenced), blob_bytes, leftovers, leftover_bytes, unused.untagged,

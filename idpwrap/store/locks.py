@@ -102,9 +102,9 @@ class LockedLayout:
                     code = errno.EROFS if read_only else errno.EACCES
                     raise PermissionError(code, os.strerror(code), str(directory))
         except OSError as error:
-            raise self._write_error(error) from error
+            raise self.write_error(error) from error
 
-    def _write_error(self, error: OSError) -> StoreError:
+    def write_error(self, error: OSError) -> StoreError:
         reason = error.strerror or str(error)
         if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return StoreError(
@@ -149,7 +149,7 @@ class LockedLayout:
                     yield  # a store we cannot write cannot be collected under us either
                     return
             else:
-                raise self._write_error(error) from error
+                raise self.write_error(error) from error
         try:
             try:
                 fcntl.flock(fd, operation | fcntl.LOCK_NB)
@@ -184,7 +184,7 @@ class LockedLayout:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
-            raise self._write_error(error) from error
+            raise self.write_error(error) from error
         _HELD_TEMP_DIRS[str(path)] = fd
         return path
 

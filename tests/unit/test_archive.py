@@ -15,6 +15,8 @@ import pytest
 from idpwrap.errors import EXIT_STORE, EXIT_USAGE, ArchiveError, StoreError, UsageError
 from idpwrap.refs import LocalRef
 from idpwrap.store import Store, archivesave
+from idpwrap.store.archive import load_archive
+from idpwrap.store.archivesave import save_archive
 
 REF_NAME = "org.opencontainers.image.ref.name"
 BASE = b"shared base layer" * 300
@@ -62,7 +64,7 @@ def two_images(store, layouts):
 
 def test_save_then_load_into_another_store(tmp_path, store, two_images):
     output = tmp_path / "images.tar"
-    size = store.save(list(two_images), output)
+    size = save_archive(store, list(two_images), output)
     assert size == output.stat().st_size
     files = members(output)
     assert json.loads(files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
@@ -74,7 +76,7 @@ def test_save_then_load_into_another_store(tmp_path, store, two_images):
         assert hashlib.sha256(files[name]).hexdigest() == name.rsplit("/", 1)[1]
 
     other = Store(tmp_path / "other")
-    loaded = other.load(output)
+    loaded = load_archive(other, output)
     assert [(str(i.ref), i.digest) for i in loaded] == [(str(i.ref), i.digest) for i in two_images]
     assert {p.name for p in other.blob_dir.iterdir()} == {p.name for p in store.blob_dir.iterdir()}
     assert list((other.root / ".idpwrap.tmp").iterdir()) == []
@@ -91,7 +93,7 @@ def test_save_replaces_the_file_whole_or_leaves_it(tmp_path, store, two_images, 
 
     monkeypatch.setattr(archivesave, "_write_tar", fail)
     with pytest.raises(StoreError) as caught:
-        store.save(list(two_images), output)
+        save_archive(store, list(two_images), output)
     assert caught.value.exit_code == EXIT_STORE
     assert "no space left" in str(caught.value) and str(output) in str(caught.value)
     assert "as it was" in str(caught.value)
@@ -101,9 +103,9 @@ def test_save_replaces_the_file_whole_or_leaves_it(tmp_path, store, two_images, 
 
 def test_save_into_a_missing_directory_or_onto_a_directory(tmp_path, store, two_images):
     with pytest.raises(UsageError):
-        store.save(list(two_images), tmp_path / "no" / "such.tar")
+        save_archive(store, list(two_images), tmp_path / "no" / "such.tar")
     with pytest.raises(UsageError):
-        store.save(list(two_images), tmp_path)
+        save_archive(store, list(two_images), tmp_path)
 
 
 def test_load_a_gzipped_archive_with_dot_slash_names(tmp_path, store, layouts):
@@ -111,7 +113,7 @@ def test_load_a_gzipped_archive_with_dot_slash_names(tmp_path, store, layouts):
     files = {f"./{k}": v for k, v in layout_files(layout, {REF_NAME: "gz:v1"}).items()}
     path = tmp_path / "image.tar.gz"
     write_tar(path, files, "w:gz")
-    (image,) = store.load(path)
+    (image,) = load_archive(store, path)
     assert str(image.ref) == "gz:v1" and image.digest == layout.manifest_digest
 
 
@@ -125,7 +127,7 @@ def test_load_a_gzipped_archive_with_dot_slash_names(tmp_path, store, layouts):
 def test_names_are_kept_short(tmp_path, store, layouts, annotations, expected):
     path = tmp_path / "image.tar"
     write_tar(path, layout_files(layouts.make([b"named"]), annotations))
-    assert [str(i.ref) for i in store.load(path)] == [expected]
+    assert [str(i.ref) for i in load_archive(store, path)] == [expected]
 
 
 @pytest.mark.parametrize("annotations", [None, {REF_NAME: "v1.0.0"}, {REF_NAME: "MyApp:v1"}])
@@ -134,18 +136,18 @@ def test_an_image_without_a_usable_name_needs_a_tag(tmp_path, store, layouts, an
     path = tmp_path / "image.tar"
     write_tar(path, layout_files(layout, annotations))
     with pytest.raises(ArchiveError) as caught:
-        store.load(path)
+        load_archive(store, path)
     assert "-t NAME:TAG" in str(caught.value) or "cannot take" in str(caught.value)
     assert caught.value.exit_code == EXIT_USAGE
     assert store.images() == []
-    (image,) = store.load(path, [ref("named:v1")])
+    (image,) = load_archive(store, path, [ref("named:v1")])
     assert str(image.ref) == "named:v1" and image.digest == layout.manifest_digest
 
 
 def test_a_tag_for_an_archive_of_several_images(tmp_path, store, two_images):
-    store.save(list(two_images), tmp_path / "two.tar")
+    save_archive(store, list(two_images), tmp_path / "two.tar")
     with pytest.raises(UsageError, match="holds 2"):
-        Store(tmp_path / "other").load(tmp_path / "two.tar", [ref("x:v1")])
+        load_archive(Store(tmp_path / "other"), tmp_path / "two.tar", [ref("x:v1")])
 
 
 def test_a_damaged_blob_is_refused_and_the_store_unchanged(tmp_path, store, layouts):
@@ -158,7 +160,7 @@ def test_a_damaged_blob_is_refused_and_the_store_unchanged(tmp_path, store, layo
     path = tmp_path / "bad.tar"
     write_tar(path, files)
     with pytest.raises(ArchiveError, match="does not match"):
-        store.load(path)
+        load_archive(store, path)
     assert store.index_path.read_bytes() == before
     assert list((store.root / ".idpwrap.tmp").iterdir()) == []
 
@@ -170,7 +172,7 @@ def test_an_incomplete_archive_is_refused(tmp_path, store, layouts):
     path = tmp_path / "cut.tar"
     write_tar(path, files)
     with pytest.raises(StoreError, match="incomplete"):
-        store.load(path)
+        load_archive(store, path)
     assert store.images() == []
 
 
@@ -182,7 +184,7 @@ def test_hostile_member_names_never_become_paths(tmp_path, store, layouts):
     files["blobs/sha256/../../../escaped2"] = b"outside"
     path = tmp_path / "hostile.tar"
     write_tar(path, files)
-    (image,) = store.load(path)
+    (image,) = load_archive(store, path)
     assert str(image.ref) == "safe:v1"
     for candidate in (tmp_path / "escaped", tmp_path / "escaped2", store.root / "escaped"):
         assert not candidate.exists()
@@ -194,7 +196,7 @@ def test_hostile_image_names_are_refused(tmp_path, store, layouts, name):
     path = tmp_path / "hostile.tar"
     write_tar(path, layout_files(layouts.make([b"layer"]), {REF_NAME: name}))
     with pytest.raises(ArchiveError):
-        store.load(path)
+        load_archive(store, path)
     assert store.images() == []
 
 
@@ -206,28 +208,28 @@ def test_not_an_archive(tmp_path, store, content, message):
     path = tmp_path / "file.tar"
     path.write_bytes(content)
     with pytest.raises(ArchiveError, match=message):
-        store.load(path)
+        load_archive(store, path)
 
 
 def test_a_tar_of_something_else(tmp_path, store):
     path = tmp_path / "other.tar"
     write_tar(path, {"etc/passwd": b"root:x:0:0"})
     with pytest.raises(ArchiveError, match="neither an oci-archive"):
-        store.load(path)
+        load_archive(store, path)
 
 
 def test_a_cut_short_archive(tmp_path, store, two_images):
     full = tmp_path / "full.tar"
-    store.save(list(two_images), full)
+    save_archive(store, list(two_images), full)
     cut = tmp_path / "cut.tar"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(ArchiveError):
-        Store(tmp_path / "other").load(cut)
+        load_archive(Store(tmp_path / "other"), cut)
 
 
 def test_a_missing_file(tmp_path, store):
     with pytest.raises(UsageError, match="is not a file"):
-        store.load(tmp_path / "missing.tar")
+        load_archive(store, tmp_path / "missing.tar")
 
 
 def test_a_multi_platform_index_loads_whole_or_this_machines_image(
@@ -253,7 +255,7 @@ def test_a_multi_platform_index_loads_whole_or_this_machines_image(
          "size": len(data), "annotations": {REF_NAME: "multi:v1"}}]}).encode()  # fmt: skip
     path = tmp_path / "multi.tar"
     write_tar(path, files)
-    (image,) = store.load(path)
+    (image,) = load_archive(store, path)
     assert image.digest == f"sha256:{digest}"  # the index, whole
     assert {f"sha256:{p.name}" for p in store.blob_dir.iterdir()} == (
         amd.blob_digests | arm.blob_digests | {f"sha256:{digest}"}
@@ -262,11 +264,11 @@ def test_a_multi_platform_index_loads_whole_or_this_machines_image(
     for name in amd.blob_digests - arm.blob_digests:
         del files[f"blobs/sha256/{name.split(':', 1)[1]}"]
     write_tar(path, files)
-    (image,) = Store(tmp_path / "partial").load(path)
+    (image,) = load_archive(Store(tmp_path / "partial"), path)
     assert image.digest == arm.manifest_digest
     monkeypatch.setattr("platform.machine", lambda: "s390x")
     with pytest.raises(ArchiveError, match="linux/amd64, linux/arm64"):
-        Store(tmp_path / "other").load(path)
+        load_archive(Store(tmp_path / "other"), path)
 
 
 def test_an_interrupted_save_leaves_no_partial_file(tmp_path, store, two_images, monkeypatch):
@@ -277,5 +279,5 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path, store, two_images,
     monkeypatch.setattr(archivesave, "_write_tar", interrupted)
     monkeypatch.setattr(archivesave, "_can_link_unnamed_files", lambda directory: False)
     with pytest.raises(KeyboardInterrupt):
-        store.save(list(two_images), tmp_path / "images.tar")
+        save_archive(store, list(two_images), tmp_path / "images.tar")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layouts", "store"]
