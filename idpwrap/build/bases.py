@@ -24,13 +24,14 @@ from pathlib import Path
 from idpwrap.push import dirview
 from idpwrap.errors import UsageError
 from idpwrap.refs import split_tag_and_digest, validate_name
-from idpwrap.store import LAYOUT_CONTENT, REF_ANNOTATION, StoredImage
+from idpwrap.store.layout import LAYOUT_CONTENT, REF_ANNOTATION
+from idpwrap.store.api import StoredImage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from idpwrap.store import Store
+    from idpwrap.store.api import Store
 
     Chooser = Callable[[StoredImage, str | None], dict[str, object]]
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from idpwrap.refs import LocalRef
-    from idpwrap.store import Store, StoredImage
+    from idpwrap.store.api import Store, StoredImage
 
 FINGERPRINT_VERSION = 2
 RECORDS_FILE = ".idpwrap.builds.json"

@@ -12,14 +12,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
-    from idpwrap.store import Store
+    from idpwrap.store.api import Store
 
 
 def open_store(args: argparse.Namespace) -> Store:
     """``--store``, else ``$IDPWRAP_STORE``, else the config file's ``store``, else
     ``$XDG_DATA_HOME/idpwrap/images``."""
     from idpwrap.config.settings import store_root
-    from idpwrap.store import Store
+    from idpwrap.store.api import Store
 
     return Store(store_root(getattr(args, "store", None)))
 

@@ -19,7 +19,9 @@ from idpwrap.config.settings import image_format
 from idpwrap.errors import BuildFailed, UsageError
 from idpwrap.refs import LocalRef, parse_local
 from idpwrap.scratch import private_directory, remove_tree
-from idpwrap.store import Store, StoredImage, indexes, layout_is_whole
+from idpwrap.store import indexes
+from idpwrap.store.api import Store, StoredImage
+from idpwrap.store.layout import layout_is_whole
 from idpwrap.tools import buildah, limits, procs, rootless
 
 TYPE_CHECKING = False

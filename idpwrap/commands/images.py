@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from idpwrap.commands import notice, open_store
 from idpwrap.errors import StoreError
 from idpwrap.push.display import human_bytes
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

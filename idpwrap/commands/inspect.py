@@ -6,7 +6,7 @@ import json
 
 from idpwrap.commands import open_store
 from idpwrap.push.display import human_bytes
-from idpwrap.store import ImageDetails, Store, StoredImage
+from idpwrap.store.api import ImageDetails, Store, StoredImage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from idpwrap.commands import notice, open_store
 from idpwrap.push.display import human_bytes
 from idpwrap.refs import parse_local
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

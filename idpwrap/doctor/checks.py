@@ -133,7 +133,8 @@ def storage(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
 
 
 def store_health(root: Path) -> list[Check]:
-    from idpwrap.store import Store, walk_blobs
+    from idpwrap.store.api import Store
+    from idpwrap.store.layout import walk_blobs
     from idpwrap.store.unused import classify
 
     checks = []

@@ -27,7 +27,8 @@ from idpwrap.push.request import PushRequest, PushResult, choose_registry, plan_
 from idpwrap.push.source import push_source, trusted_cert_dir
 from idpwrap.refs import Destination, Registry, parse_source, store_candidates
 from idpwrap.scratch import private_directory, remove_tree
-from idpwrap.store import Store, indexes
+from idpwrap.store import indexes
+from idpwrap.store.api import Store
 from idpwrap.tools import skopeo
 
 TYPE_CHECKING = False

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from idpwrap.sign.signing import Signer
-    from idpwrap.store import StoredImage
+    from idpwrap.store.api import StoredImage
 
 
 class PushRequest(

@@ -8,7 +8,8 @@ import json
 import os
 
 from idpwrap.errors import UsageError
-from idpwrap.store import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION, Store, StoredImage
+from idpwrap.store.api import Store, StoredImage
+from idpwrap.store.layout import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 from idpwrap.tools import rootless
 
 from .helpers import Cli, make_context, processes, wait_for

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"

@@ -14,7 +14,8 @@ import pytest
 
 from idpwrap.errors import EXIT_STORE, EXIT_USAGE, ArchiveError, StoreError, UsageError
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store, archivesave
+from idpwrap.store import archivesave
+from idpwrap.store.api import Store
 from idpwrap.store.archive import load_archive
 from idpwrap.store.archivesave import save_archive
 

@@ -8,7 +8,7 @@ import pytest
 
 from idpwrap.build import bases
 from idpwrap.refs import LocalRef
-from idpwrap.store import StoredImage
+from idpwrap.store.api import StoredImage
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32

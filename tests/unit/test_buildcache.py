@@ -12,7 +12,7 @@ import pytest
 from idpwrap.build import cache as buildcache
 from idpwrap.build.cache import BuildInputs, fingerprint, remember, reuse
 from idpwrap.refs import LocalRef
-from idpwrap.store import StoredImage
+from idpwrap.store.api import StoredImage
 
 DIGEST = "sha256:" + "b" * 64
 

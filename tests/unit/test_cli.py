@@ -10,7 +10,7 @@ import pytest
 from idpwrap import __version__
 from idpwrap.cli import main
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 
 SECRET = "pa55-from-stdin-0123"
 CLEARED = ("GITEA_USERNAME", "GITEA_TOKEN", "GITEA_PASSWORD", "REGISTRY_USERNAME",

@@ -13,8 +13,7 @@ from idpwrap.creds.sources import Credentials
 from idpwrap.errors import UsageError
 from idpwrap.push.request import PushRequest, choose_registry, plan_destination
 from idpwrap.push.source import PUSH_LAYOUT_NAME, trusted_cert_dir, write_push_layout
-from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry, parse_source
-from idpwrap.store import LocalRef
+from idpwrap.refs import DEFAULT_REGISTRY, LocalRef, Registry, parse_registry, parse_source
 
 USER = Credentials("giteaAdmin", "secret", "environment (GITEA_USERNAME, GITEA_TOKEN)")
 

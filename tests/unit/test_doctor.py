@@ -16,7 +16,7 @@ from idpwrap.doctor import checks as doctor
 from idpwrap.doctor import registry as registrycheck
 from idpwrap.doctor.checks import ERROR, OK, WARNING, Check
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 from idpwrap.tools import rootless
 
 

@@ -14,7 +14,8 @@ from idpwrap.commands import build, push
 from idpwrap.config import settings as config
 from idpwrap.errors import EXIT_SETUP, ConfigError, ImageNotFound, SetupError, UsageError
 from idpwrap.refs import LocalRef, Registry
-from idpwrap.store import Store, indexes
+from idpwrap.store import indexes
+from idpwrap.store.api import Store
 from idpwrap.tools.skopeo import CopyOptions, copy_argv
 
 # Debian's /usr/lib/binfmt.d/qemu-aarch64.conf as the kernel shows it once registered.

@@ -9,7 +9,7 @@ import pytest
 
 from idpwrap.errors import EXIT_NOT_FOUND, EXIT_STORE, ImageNotFound, StoreError
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store
+from idpwrap.store.api import Store
 
 REF_NAME = "org.opencontainers.image.ref.name"
 BASE = b"base layer shared by images" * 100

@@ -12,7 +12,8 @@ import pytest
 
 from idpwrap.errors import ImageNotFound, StoreError
 from idpwrap.refs import LocalRef
-from idpwrap.store import Store, layout_is_whole, walk_blobs
+from idpwrap.store.api import Store
+from idpwrap.store.layout import layout_is_whole, walk_blobs
 
 REF_NAME = "org.opencontainers.image.ref.name"
 BASE = b"a base layer both images use" * 200
@@ -308,7 +309,7 @@ def test_lookup_by_digest_names_the_first_tag_and_asks_for_a_longer_prefix(store
 
 
 def test_an_ambiguous_digest_prefix_asks_for_more_of_it(store, monkeypatch):
-    from idpwrap.store import StoredImage
+    from idpwrap.store.api import StoredImage
 
     images = [
         StoredImage(ref(f"app:v{n}"), {"digest": f"sha256:{'ab' * 6}{n}{'0' * 51}"}) for n in (1, 2)
