@@ -30,6 +30,10 @@ class IdpwrapError(Exception):
     exit_code = EXIT_FAILED
 
 
+class KeyringNotUsable(IdpwrapError):
+    """The credentials cannot be kept: no keyring backend, or it failed (login, logout)."""
+
+
 class UsageError(IdpwrapError):
     """The command line or its input is wrong."""
 
@@ -147,6 +151,8 @@ class BodyTooLarge(RegistryUnreachable):
 
     @classmethod
     def from_proxy(cls, host: str, size: int) -> BodyTooLarge:
+        from idpwrap.units import human_size
+
         refused = f"a layer of {human_size(size)} ({size} bytes)" if size else "a layer"
         return cls(
             f"the proxy in front of {host} refused {refused} with 413 Request Entity Too"
@@ -169,14 +175,6 @@ class OwnerNotFound(IdpwrapError):
             f" create the organization {owner} in Gitea first, or push to an existing owner"
             " with --owner (your user name, or an organization you may write to)"
         )
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 class TlsNotTrusted(IdpwrapError):

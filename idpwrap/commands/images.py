@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from idpwrap.commands import notice, open_store
 from idpwrap.errors import StoreError
-from idpwrap.push.display import human_bytes
 from idpwrap.store.api import Store
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def execute(args: argparse.Namespace) -> int:
     table = [("REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS", "CREATED")]
     for row in rows:
         digest = row.digest.split(":", 1)[-1][:12]
-        size = "damaged" if row.damage else human_bytes(row.size)
+        size = "damaged" if row.damage else human_size(row.size)
         shown = ",".join(row.platforms) or "-"
         table.append((row.name, row.tag, digest, size, shown, age(row.created)))
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]

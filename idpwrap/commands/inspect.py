@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from idpwrap.commands import open_store
-from idpwrap.push.display import human_bytes
 from idpwrap.store.api import ImageDetails, Store, StoredImage
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,12 +57,12 @@ def index_text(info: dict[str, Any]) -> str:
         f"Digest:       {info['digest']} (image index)",
         f"Tags:         {', '.join(info['tags'])}",
         f"Created:      {info['created'] or 'unknown'}",
-        f"Size:         {human_bytes(info['size'])} ({info['size']} bytes, compressed, all"
+        f"Size:         {human_size(info['size'])} ({info['size']} bytes, compressed, all"
         " platforms, shared blobs once)",
         f"Platforms ({len(info['manifests'])}):",
     ]
     for child in info["manifests"]:
-        lines.append(f"  {child['platform']:<16}{child['digest']}  {human_bytes(child['size'])}")
+        lines.append(f"  {child['platform']:<16}{child['digest']}  {human_size(child['size'])}")
     lines.append("One platform's image: idpwrap inspect --platform OS/ARCH")
     return "\n".join(lines)
 
@@ -118,7 +118,7 @@ def as_text(info: dict[str, Any]) -> str:
         f"ID:           {info['id']}",
         f"Created:      {info['created'] or 'unknown'}",
         f"Platform:     {info['os']}/{info['architecture']}",
-        f"Size:         {human_bytes(info['size'])} ({info['size']} bytes, compressed)",
+        f"Size:         {human_size(info['size'])} ({info['size']} bytes, compressed)",
     ]
     if info["author"]:
         lines.append(f"Author:       {info['author']}")
@@ -136,7 +136,7 @@ def as_text(info: dict[str, Any]) -> str:
         lines += [f"  {key}={value}" for key, value in sorted(info["labels"].items())]
     lines.append(f"Layers ({len(info['layers'])}):")
     for layer in info["layers"]:
-        lines.append(f"  {layer['digest']}  {human_bytes(layer['size'])}")
+        lines.append(f"  {layer['digest']}  {human_size(layer['size'])}")
     if info["history"]:
         lines.append("History:")
         for step in info["history"]:

@@ -18,16 +18,12 @@ from idpwrap.commands import (
     refuse_password_argument,
 )
 from idpwrap.creds.sources import NO_KEYRING_VARIABLE
-from idpwrap.errors import IdpwrapError, UsageError
+from idpwrap.errors import KeyringNotUsable, UsageError
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-
-
-class KeyringNotUsable(IdpwrapError):
-    """The credentials cannot be kept: no keyring backend, or it failed."""
 
 
 def default_registry(text: str | None) -> Registry:

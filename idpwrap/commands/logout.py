@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from idpwrap.commands.login import KeyringNotUsable, default_registry
+from idpwrap.commands.login import default_registry
+from idpwrap.errors import KeyringNotUsable
 from idpwrap.refs import DEFAULT_REGISTRY
 
 TYPE_CHECKING = False

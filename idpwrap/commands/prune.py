@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from idpwrap.commands import notice, open_store
-from idpwrap.push.display import human_bytes
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,9 +25,9 @@ def execute(args: argparse.Namespace) -> int:
     stray_bytes = report.blob_bytes - report.untagged_bytes + report.leftover_bytes
     print(
         f"Removed {report.untagged} blob{'s' if report.untagged != 1 else ''} of layers no tag"
-        f" uses any more ({human_bytes(report.untagged_bytes)}) and {stray} leftover"
-        f"{'s' if stray != 1 else ''} of interrupted commands ({human_bytes(stray_bytes)}):"
-        f" freed {human_bytes(report.freed)}"
+        f" uses any more ({human_size(report.untagged_bytes)}) and {stray} leftover"
+        f"{'s' if stray != 1 else ''} of interrupted commands ({human_size(stray_bytes)}):"
+        f" freed {human_size(report.freed)}"
     )
     if args.build_cache:
         from idpwrap.build import layercache
@@ -36,11 +36,11 @@ def execute(args: argparse.Namespace) -> int:
         storage = rootless.default_storage()
         rootless.prepare(storage)
         with layercache.exclusive(storage):
-            size = human_bytes(buildah.tree_bytes(storage.root))
+            size = human_size(buildah.tree_bytes(storage.root))
             notice(
                 f"emptying buildah's layer cache {storage.root} ({size}), which the builds of"
                 " every store of this user share"
             )
             freed = buildah.clear_cache(storage)
-        print(f"Emptied buildah's layer cache {storage.root}: freed {human_bytes(freed)}")
+        print(f"Emptied buildah's layer cache {storage.root}: freed {human_size(freed)}")
     return 0

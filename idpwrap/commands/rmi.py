@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from idpwrap.commands import notice, open_store
-from idpwrap.push.display import human_bytes
 from idpwrap.refs import parse_local
 from idpwrap.store.api import Store
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,12 +24,12 @@ def remove(store: Store, texts: Sequence[str]) -> list[tuple[str, int]]:
     else:
         if orphans.untagged:
             notice(
-                f"also freed {human_bytes(orphans.untagged_bytes)} of layers no tag uses any more"
+                f"also freed {human_size(orphans.untagged_bytes)} of layers no tag uses any more"
                 " (images whose tags a rebuild or rmi had moved away)"
             )
         if orphans.stray:
             notice(
-                f"also freed {human_bytes(orphans.stray_bytes)} that interrupted commands had left"
+                f"also freed {human_size(orphans.stray_bytes)} that interrupted commands had left"
             )
     return [(str(ref), size) for ref, size in freed]
 
@@ -40,5 +40,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     for tag, freed in remove(open_store(args), args.images):
-        print(f"Untagged: {tag} (freed {human_bytes(freed)})")
+        print(f"Untagged: {tag} (freed {human_size(freed)})")
     return 0

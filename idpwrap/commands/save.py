@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from idpwrap.commands import open_store
-from idpwrap.push.display import human_bytes
 from idpwrap.store.archivesave import save_archive
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,5 +27,5 @@ def execute(args: argparse.Namespace) -> int:
     size = save_archive(store, images, Path(args.output))
     for image in images:
         print(f"Saved: {image.ref} ({image.digest})")
-    print(f"Archive: {Path(args.output).absolute()} ({human_bytes(size)}, oci-archive)")
+    print(f"Archive: {Path(args.output).absolute()} ({human_size(size)}, oci-archive)")
     return 0

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from idpwrap.doctor.result import ERROR, OK, WARNING, Check
-from idpwrap.errors import IdpwrapError, human_size
+from idpwrap.errors import IdpwrapError
 from idpwrap.tools import rootless
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

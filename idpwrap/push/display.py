@@ -12,23 +12,13 @@ import sys
 import time
 
 from idpwrap.push.progress import BlobState, Event, PushProgress
+from idpwrap.units import human_size
 
 TYPE_CHECKING = False  # typing costs an import that a push should not pay
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
 PLAIN_INTERVAL_SECONDS = 1.0
-
-
-def human_bytes(count: float) -> str:
-    if count < 1024:
-        return f"{int(count)} B"
-    unit = "KiB"
-    for unit in ("KiB", "MiB", "GiB"):
-        count /= 1024
-        if round(count, 1) < 1024 or unit == "GiB":
-            break
-    return f"{count:.1f} {unit}"
 
 
 class ProgressView:
@@ -62,8 +52,8 @@ class PlainView(ProgressView):
 
     def _line(self, progress: PushProgress) -> None:
         self.stream.write(
-            f"push {self.label}  {progress.percent:3d}% {human_bytes(progress.done_bytes)}"
-            f" / {human_bytes(progress.total_bytes)}\n"
+            f"push {self.label}  {progress.percent:3d}% {human_size(progress.done_bytes)}"
+            f" / {human_size(progress.total_bytes)}\n"
         )
         self.stream.flush()
         self.last_time = time.monotonic()

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from idpwrap.push import display
-from idpwrap.push.display import JsonView, NoView, PlainView, human_bytes, make_view
+from idpwrap.push.display import JsonView, NoView, PlainView, make_view
 from idpwrap.push.progress import PushProgress
+from idpwrap.units import human_size
 
 LAYER = "sha256:" + "4945e11a273e" + "0" * 52
 CONFIG = "sha256:" + "bb486132d6" + "2" * 54
@@ -199,7 +200,7 @@ def test_json_view_no_complete_on_failure():
     assert [record["event"] for record in records_of(out)] == ["start"]
 
 
-# -- human_bytes and make_view ------------------------------------------------------------
+# -- human_size and make_view ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -216,12 +217,12 @@ def test_json_view_no_complete_on_failure():
         (3 * 1024**4, "3072.0 GiB"),
     ],
 )
-def test_human_bytes(count, text):
-    assert human_bytes(count) == text
+def test_human_size(count, text):
+    assert human_size(count) == text
 
 
-def test_human_bytes_never_shows_1024_of_a_unit():
-    assert human_bytes(1024**2 - 1) == "1.0 MiB"
+def test_human_size_never_shows_1024_of_a_unit():
+    assert human_size(1024**2 - 1) == "1.0 MiB"
 
 
 def test_make_view(capsys):
