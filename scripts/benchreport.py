@@ -1,4 +1,4 @@
-"""BENCHMARKS.md from scripts/bench's figures: one section per toolchain, the others kept."""
+"""docs/benchmarks-figures.md from scripts/bench's figures: a section per toolchain, others kept."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def short_version(command: list[str]) -> str:
 
 
 def toolchain_name() -> str:
-    """``Debian GNU/Linux 13 (trixie)``: the section of BENCHMARKS.md this run rewrites."""
+    """``Debian GNU/Linux 13 (trixie)``: the section of the figures this run rewrites."""
     try:
         with open("/etc/os-release") as release:
             for line in release:
@@ -81,7 +81,7 @@ def write_report(figures: list[Any], facts: dict[str, str], runs: int, seconds: 
     }
     lines += [f"- {key}: {value}" for key, value in machine.items()]
     lines += ["<!-- end of toolchain -->", ""]
-    report = ROOT / "BENCHMARKS.md"
+    report = ROOT / "docs" / "benchmarks-figures.md"
     old = report.read_text() if report.exists() else ""
     sections = {match.group(1): match.group(0) for match in SECTION.finditer(old)}
     sections[name] = "\n".join(lines)
