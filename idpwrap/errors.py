@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-# Exit codes are part of the interface (documented in the README): keep them stable.
+# Exit codes are part of the interface (docs/exit-codes.md): keep them stable.
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -1,4 +1,4 @@
-"""docs/benchmarks-figures.md from scripts/bench's figures: a section per toolchain, others kept."""
+"""BENCHMARKS.md from scripts/bench's figures: a section per toolchain, others kept."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def write_report(figures: list[Any], facts: dict[str, str], runs: int, seconds: 
     }
     lines += [f"- {key}: {value}" for key, value in machine.items()]
     lines += ["<!-- end of toolchain -->", ""]
-    report = ROOT / "docs" / "benchmarks-figures.md"
+    report = ROOT / "BENCHMARKS.md"
     old = report.read_text() if report.exists() else ""
     sections = {match.group(1): match.group(0) for match in SECTION.finditer(old)}
     sections[name] = "\n".join(lines)

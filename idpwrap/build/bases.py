@@ -21,11 +21,11 @@ import re
 from collections import namedtuple
 from pathlib import Path
 
-from idpwrap.push import dirview
 from idpwrap.errors import UsageError
+from idpwrap.push import dirview
 from idpwrap.refs import split_tag_and_digest, validate_name
-from idpwrap.store.layout import LAYOUT_CONTENT, REF_ANNOTATION
 from idpwrap.store.api import StoredImage
+from idpwrap.store.layout import LAYOUT_CONTENT, REF_ANNOTATION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """Where registry credentials come from, and how they reach skopeo without leaking.
 
-Order, first match wins (DESIGN.md, Credentials): the command line (``--username`` with
+Order, first match wins (docs/credentials.md): the command line (``--username`` with
 ``--password-stdin``), then the environment (``GITEA_USERNAME`` with ``GITEA_TOKEN`` or else
 ``GITEA_PASSWORD``; then ``REGISTRY_USERNAME`` with ``REGISTRY_PASSWORD``), then the OS keyring
 (``idpwrap login``), then docker's and podman's auth files and their credential helpers

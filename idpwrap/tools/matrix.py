@@ -1,4 +1,4 @@
-"""Which toolchains idpwrap's test suite runs on (README: "Where idpwrap is tested").
+"""Which toolchains idpwrap's test suite runs on (docs/testing.md).
 
 A combination is tested when buildah, skopeo and Python match one row's major.minor. Any other
 combination works as far as anyone knows: ``version`` and ``doctor`` say so, never refuse it.

@@ -1,5 +1,6 @@
 """Paths with a colon: buildah's and skopeo's ``oci:PATH:NAME`` take everything after the first
-colon as the image name, so idpwrap has to keep colons out of what it hands them (DESIGN.md)."""
+colon as the image name, so idpwrap has to keep colons out of what it hands them
+(docs/development.md)."""
 
 from __future__ import annotations
 

@@ -145,8 +145,8 @@ def test_rebuild_same_context_and_tag_uses_the_cache_and_moves_the_tag(
     assert second.layers == first.layers
 
     # An input buildah's cache does not key on (an unused build argument) makes buildah run,
-    # every step from its cache (DESIGN.md: buildah 1.28 fails on a fully cached build unless
-    # idpwrap copes); the tag moves to the image that build wrote.
+    # every step from its cache (docs/development.md: buildah 1.28 fails on a fully cached build
+    # unless idpwrap copes); the tag moves to the image that build wrote.
     cached = cli.run(*build, "--build-arg", "UNUSED_BY_THE_CONTAINERFILE=1")
     third = built(cached)
     assert "Using cache" in cached.stderr, "buildah should have run from its layer cache"

@@ -1,4 +1,4 @@
-"""errors.py: exit codes are part of the interface (README): they must not move."""
+"""errors.py: exit codes are part of the interface (docs/exit-codes.md): they must not move."""
 
 from __future__ import annotations
 
