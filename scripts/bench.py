@@ -26,10 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import localregistry
+# The repository root holds the ``testing`` package (throwaway registries), which is not
+# installed (the wheel has idpwrap only); run as a file, Python puts only scripts/ on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchreport import write_report
 
 from idpwrap.tools import limits
+from testing.registry import distribution
+from testing.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -101,7 +105,7 @@ class Bench:
         self.env = {**os.environ, "IDPWRAP_STORE": str(self.store)}
         self.registry_dir = work / "registry"
         self.password = "bench-" + os.urandom(8).hex()
-        self.port = localregistry.free_port()
+        self.port = free_port()
         # The registry's storage in memory where there is a tmpfs: the disk's writeback of the
         # previous run's blobs otherwise lands on whichever side runs next.
         shm = Path("/dev/shm")
@@ -111,7 +115,7 @@ class Bench:
             else work
         )
         self.storage_count = 0
-        self.registry = localregistry.start(
+        self.registry = distribution.start(
             self.registry_dir, "giteaAdmin", self.password, port=self.port,
             storage=self.storage_base / "storage-0",
         )  # fmt: skip
@@ -135,7 +139,7 @@ class Bench:
         self.registry.stop()
         shutil.rmtree(self.storage_base / f"storage-{self.storage_count}", ignore_errors=True)
         self.storage_count += 1
-        self.registry = localregistry.start(
+        self.registry = distribution.start(
             self.registry_dir, "giteaAdmin", self.password, port=self.port,
             storage=self.storage_base / f"storage-{self.storage_count}",
         )  # fmt: skip

@@ -5,7 +5,7 @@ progress parser's tests (tests/data/skopeo-VERSION-copy-{fresh,again}.json).
     .venv/bin/python scripts/capture-skopeo.py [OUT_DIR]       (default: tests/data)
 
 Builds a 4-layer image (static busybox, then incompressible 6, 3 and 1 MiB payloads) with
-idpwrap into a scratch store, starts a throwaway registry (scripts/localregistry.py), and
+idpwrap into a scratch store, starts a throwaway registry (testing.registry.distribution), and
 runs ``skopeo copy oci:... docker://...`` twice under a 50x160 pty, through a relay that
 lets uploads pass at 4 MiB/s (on bare loopback skopeo 1.18 is done before its first redraw):
 to empty storage ("fresh": every blob uploaded) and again ("again": every layer skipped).
@@ -32,11 +32,11 @@ import termios
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository root holds the ``testing`` package (throwaway registry, relay), which is not
+# installed (the wheel has idpwrap only); run as a file, Python puts only scripts/ on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import localregistry
-
-from tests.integration.helpers import ThrottledRelay
+from testing.registry import distribution
+from testing.relay import ThrottledRelay
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 4 << 20  # uploads through a relay at 4 MiB/s: skopeo redraws its bars many times
@@ -96,7 +96,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="capture-skopeo-") as scratch:
         work = Path(scratch)
         store, manifest = build_image(work)
-        registry = localregistry.start(work / "registry", "giteaAdmin")
+        registry = distribution.start(work / "registry", "giteaAdmin")
         relay = ThrottledRelay(registry.port, RATE)
         try:
             certs = work / "certs"

@@ -2,117 +2,31 @@
 
 Expensive things are made once per session: the registries (TLS with a throwaway CA and
 htpasswd; plain HTTP) and a store holding ``hello:v1`` and ``three:v1`` built with real buildah.
-Tests that change a store get their own (empty, or a copy of the prebuilt one).
+Tests that change a store get their own (empty, or a copy of the prebuilt one). What the fixtures
+are made of lives in the ``testing`` package.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .helpers import (
-    BUSYBOX,
-    ROOT,
-    SCRIPTS,
-    Cli,
-    LocalImage,
-    RegistryClient,
-    ThrottledRelay,
-    Watchdog,
+from testing.cli import Cli, make_cli
+from testing.gitea.running import GiteaRegistry, start_gitea
+from testing.images import (
+    THREE_LAYER_CONTAINERFILE,
+    THREE_LAYERS,
+    Prebuilt,
     local_image,
-    make_cli,
     make_context,
 )
-
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
-
-import gitearegistry
-import localregistry
-
-USERNAME = "giteaAdmin"
-# Layer payloads of known sizes; pseudo-random so that gzip cannot shrink them, seeded so that
-# buildah's layer cache serves them again in the next session instead of growing.
-THREE_LAYERS = (("a.bin", 6, 61), ("b.bin", 3, 31), ("c.bin", 1, 11))  # name, MiB, seed
-
-THREE_LAYER_CONTAINERFILE = """\
-FROM scratch
-COPY busybox /bin/busybox
-COPY a.bin /data/a.bin
-COPY b.bin /data/b.bin
-COPY c.bin /data/c.bin
-CMD ["/bin/busybox", "ls", "-l", "/data"]
-"""
-
-
-@dataclass
-class RunningRegistry:
-    """A docker-registry we started, with what a client needs to use it."""
-
-    info: localregistry.Registry
-    watchdog: Watchdog
-    started: float  # time.time() before its password existed
-
-    @property
-    def host(self) -> str:
-        return self.info.host
-
-    @property
-    def port(self) -> int:
-        return self.info.port
-
-    @property
-    def url(self) -> str:
-        return self.info.url
-
-    @property
-    def ca_file(self) -> str:
-        return self.info.ca_file
-
-    @property
-    def username(self) -> str:
-        return self.info.username
-
-    @property
-    def password(self) -> str:
-        return self.info.password
-
-    @property
-    def credentials(self) -> tuple[str, str]:
-        return self.info.username, self.info.password
-
-    @property
-    def directory(self) -> Path:
-        return Path(self.info.directory)
-
-    def client(self) -> RegistryClient:
-        return RegistryClient(self.url, self.ca_file, self.username, self.password)
-
-    def tls_options(self) -> list[str]:
-        return ["--ca-file", self.ca_file] if self.ca_file else []
-
-    def stop(self) -> None:
-        try:
-            self.info.stop()
-        finally:
-            self.watchdog.release()
-
-
-def start_registry(directory: Path, *, tls: bool = True) -> RunningRegistry:
-    started = time.time() - 2  # slack for coarse file timestamps
-    info = localregistry.start(directory, USERNAME, tls=tls)
-    watchdog = Watchdog(info.pid)
-    # localregistry keeps its facts, the password included, in registry.json for its `stop`
-    # command. We stop by pid, and the leak test wants no copy of the password under /tmp.
-    (directory / "registry.json").unlink(missing_ok=True)
-    return RunningRegistry(info, watchdog, started)
+from testing.paths import BUSYBOX, ROOT
+from testing.registry.running import RunningRegistry, start_registry
+from testing.relay import ThrottledRelay
 
 
 @pytest.fixture(scope="session")
@@ -143,58 +57,6 @@ def http_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningR
         yield running
     finally:
         running.stop()
-
-
-@dataclass
-class GiteaRegistry:
-    """The Gitea mode (``localregistry.py start --gitea``): its facts from registry.json."""
-
-    facts: dict
-    watchdogs: list[Watchdog]
-
-    @property
-    def host(self) -> str:
-        return self.facts["host"]
-
-    @property
-    def url(self) -> str:
-        return self.facts["url"]
-
-    @property
-    def ca_file(self) -> str:
-        return self.facts["ca_file"]
-
-    @property
-    def port(self) -> int:
-        return self.facts["port"]
-
-    @property
-    def directory(self) -> Path:
-        return Path(self.facts["directory"])
-
-    def secret(self, user: str, kind: str = "password") -> str:
-        """``kind``: password, token (write:package) or read_token (read:package)."""
-        return self.facts["users"][user][kind]
-
-    def client(self, user: str = "giteaAdmin", kind: str = "password") -> RegistryClient:
-        return RegistryClient(self.url, self.ca_file, user, self.secret(user, kind))
-
-    def tls_options(self) -> list[str]:
-        return ["--ca-file", self.ca_file]
-
-    def stop(self) -> None:
-        try:
-            gitearegistry.stop(self.facts)
-        finally:
-            for watchdog in self.watchdogs:
-                watchdog.release()
-
-
-def start_gitea(
-    directory: Path, body_limit: int = gitearegistry.DEFAULT_BODY_LIMIT
-) -> GiteaRegistry:
-    facts = gitearegistry.start(directory, body_limit)
-    return GiteaRegistry(facts, [Watchdog(pid) for pid in facts["pids"]])
 
 
 @pytest.fixture(scope="session")
@@ -268,15 +130,6 @@ def store(tmp_path: Path) -> Path:
 def cli(tmp_path: Path, store: Path) -> Cli:
     """idpwrap on ``store``, as a real subprocess with a clean environment."""
     return make_cli(tmp_path / "cli", store)
-
-
-@dataclass
-class Prebuilt:
-    """A store made once per session: ``hello:v1`` (examples/hello) and ``three:v1``."""
-
-    store: Path
-    hello: LocalImage
-    three: LocalImage
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import (
+from testing.cli import Cli, check_progress_events, json_events
+from testing.images import (
     OCI_MANIFEST,
     REF_ANNOTATION,
-    Cli,
     blob_path,
-    check_progress_events,
-    json_events,
     local_image,
     read_index,
     sha256_file,

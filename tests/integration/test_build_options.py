@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from idpwrap.build import ignore
-
-from .helpers import BUSYBOX, Cli, MiB, blob_path, local_image, make_context, read_blob_json
+from testing.cli import Cli
+from testing.images import MiB, blob_path, local_image, make_context, read_blob_json
+from testing.paths import BUSYBOX
 
 pytestmark = pytest.mark.integration
 

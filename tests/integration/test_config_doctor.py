@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, json_events
+from testing.cli import Cli, json_events
 
 pytestmark = pytest.mark.integration
 

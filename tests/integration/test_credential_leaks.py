@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .credential_sources import (
+from testing.credentials import (
     USERNAME,
     CredentialWorld,
     GiteaRegistry,
@@ -30,7 +30,8 @@ from .credential_sources import (
     write_credential_helper,
     write_json,
 )
-from .helpers import MiB, StreamWatcher, processes
+from testing.images import MiB
+from testing.processes import StreamWatcher, processes
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .credential_sources import (
+from testing.cli import Cli, Result
+from testing.credentials import (
     OTHER_USERNAME,
     USERNAME,
     CredentialWorld,
@@ -31,7 +32,6 @@ from .credential_sources import (
     write_idpbuilder,
     write_json,
 )
-from .helpers import Cli, Result
 
 pytestmark = pytest.mark.integration
 
@@ -439,7 +439,7 @@ def test_failing_credential_helper_is_one_line(world, gitea) -> None:
 
 @pytest.mark.parametrize(
     "backend",
-    ["keyring.backends.fail.Keyring", "tests.integration.filekeyring.LockedKeyring"],
+    ["keyring.backends.fail.Keyring", "testing.filekeyring.LockedKeyring"],
     ids=["no-backend", "locked"],
 )
 def test_unusable_keyring_is_a_verbose_warning_and_the_push_goes_on(

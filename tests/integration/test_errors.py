@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import (
-    Cli,
-    Result,
-    make_context,
-    python_module_command,
-    read_index,
-    store_digests,
-)
+from testing.cli import Cli, Result, python_module_command
+from testing.images import make_context, read_index, store_digests
+from testing.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +30,6 @@ def error_line(result: Result, exit_code: int) -> str:
     lines = result.error_lines()
     assert len(lines) == 1, result.describe()
     return lines[0]
-
-
-def free_port() -> int:
-    import localregistry  # on sys.path through conftest
-
-    return localregistry.free_port()
 
 
 # -- push ----------------------------------------------------------------------------------

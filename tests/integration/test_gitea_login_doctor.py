@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .credential_sources import CredentialWorld, make_world
-from .helpers import Cli
+from testing.cli import Cli
+from testing.credentials import CredentialWorld, make_world
 
 pytestmark = pytest.mark.integration
 

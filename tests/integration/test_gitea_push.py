@@ -9,7 +9,8 @@ import hashlib
 
 import pytest
 
-from .helpers import Cli, store_digests, tag_digest
+from testing.cli import Cli
+from testing.images import store_digests, tag_digest
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +142,7 @@ def test_layer_over_the_ingress_limit(prebuilt_cli: Cli, prebuilt, small_gitea_r
 @pytest.fixture
 def empty_gitea(tmp_path_factory):
     """A Gitea mode with nothing in it, so that a push uploads every blob (none is mounted)."""
-    from .conftest import start_gitea
+    from testing.gitea.running import start_gitea
 
     running = start_gitea(tmp_path_factory.mktemp("gitea-empty"))
     try:

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from .conftest import GiteaRegistry
-from .test_fixtures import listening_addresses
+from testing.gitea.running import GiteaRegistry
+from testing.processes import listening_addresses
 
 pytestmark = pytest.mark.integration
 

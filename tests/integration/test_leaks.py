@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, MiB, StreamWatcher, files_containing, processes
+from testing.cli import Cli
+from testing.filescan import files_containing
+from testing.images import MiB
+from testing.processes import StreamWatcher, processes
 
 pytestmark = pytest.mark.integration
 

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from .credential_sources import (
+from testing.cli import Cli, Result
+from testing.credentials import (
     USERNAME,
     CredentialWorld,
     GiteaRegistry,
     make_world,
     start_gitea_registry,
 )
-from .helpers import Cli, Result
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 
 from idpwrap import platforms
-
-from .conftest import GiteaRegistry, RunningRegistry
-from .helpers import BUSYBOX, ROOT, Cli, blob_path, make_cli, read_blob_json, tag_digest
-from .storecheck import check_valid, leftovers, orphans
+from testing.cli import Cli, make_cli
+from testing.gitea.running import GiteaRegistry
+from testing.images import blob_path, read_blob_json, tag_digest
+from testing.paths import BUSYBOX, ROOT
+from testing.registry.running import RunningRegistry
+from testing.storecheck import check_valid, leftovers, orphans
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

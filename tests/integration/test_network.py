@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import Cli, MiB, StreamWatcher, check_progress_events, json_events
+from testing.cli import Cli, check_progress_events, json_events
+from testing.images import MiB
+from testing.processes import StreamWatcher
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import local_image, make_cli, tag_digest
+from testing.cli import make_cli
+from testing.images import local_image, tag_digest
 
 pytestmark = pytest.mark.integration
 

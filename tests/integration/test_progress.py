@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from .conftest import THREE_LAYERS
-from .helpers import Cli, MiB, blob_path, check_progress_events, json_events, sha256_file
+from testing.cli import Cli, check_progress_events, json_events
+from testing.images import THREE_LAYERS, MiB, blob_path, sha256_file
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli
+from testing.cli import Cli
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import termios
 
 import pytest
 
-from .helpers import Cli
+from testing.cli import Cli
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import USERNAME, RunningRegistry, start_registry
-from .helpers import Cli, MiB, StreamWatcher, Watchdog, check_progress_events, json_events
+from testing.cli import Cli, check_progress_events, json_events
+from testing.images import MiB
+from testing.processes import StreamWatcher, Watchdog
+from testing.registry import distribution
+from testing.registry.running import USERNAME, RunningRegistry, start_registry
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +28,7 @@ def one_error_line(stderr: str) -> str:
 def restart(registry: RunningRegistry) -> RunningRegistry:
     """The same port, storage, certificate and password: what a registry restart looks like."""
     registry.stop()
-    import localregistry
-
-    info = localregistry.start(
+    info = distribution.start(
         registry.directory, USERNAME, registry.password, port=registry.port,
         storage=registry.directory / "storage",
     )  # fmt: skip

@@ -12,7 +12,8 @@ import tarfile
 import time
 from pathlib import Path
 
-from .helpers import Cli, json_events, local_image, make_cli, make_context, read_blob_json
+from testing.cli import Cli, json_events, make_cli
+from testing.images import local_image, make_context, read_blob_json
 
 CONTAINERFILE = """\
 FROM scratch

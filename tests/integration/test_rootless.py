@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 
 from idpwrap.tools import rootless
-
-from .helpers import DEFAULT_PATH, ROOT, Result, local_image, make_context
+from testing.cli import Result
+from testing.images import local_image, make_context
+from testing.paths import DEFAULT_PATH, ROOT
 
 pytestmark = [
     pytest.mark.integration,

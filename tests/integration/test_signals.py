@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import (
-    Cli,
+from testing.cli import Cli
+from testing.filescan import files_containing
+from testing.images import make_context, store_digests
+from testing.processes import (
     StreamWatcher,
     children_of,
     descendants_of,
-    files_containing,
-    make_context,
     pid_running,
     processes,
-    store_digests,
     wait_for,
 )
 

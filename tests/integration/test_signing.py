@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, local_image, make_cli, make_context
+from testing.cli import Cli, make_cli
+from testing.images import local_image, make_context
 
 # Random per run: the leak sweep looks at every process here, other test runs included.
 PASSPHRASE = "correct horse " + secrets.token_hex(8)
@@ -281,7 +282,7 @@ def sweep_for(secret: bytes, root_pid: int, leaks: set[str]) -> None:
     """Processes showing ``secret`` in their argv or environment, besides idpwrap itself and
     its children in the instant before exec (posix_spawn's child still shows the parent's
     memory: its argv and environment), which are idpwrap's own."""
-    from .helpers import processes
+    from testing.processes import processes
 
     snapshot = list(processes())
     root = next((info.cmdline for info in snapshot if info.pid == root_pid), None)
@@ -296,7 +297,7 @@ def sweep_for(secret: bytes, root_pid: int, leaks: set[str]) -> None:
 
 
 def test_a_signed_push_leaks_neither_the_passphrase_nor_the_token(world, fresh_registry):
-    from .helpers import files_containing
+    from testing.filescan import files_containing
 
     cli, keys = world
     since = time.time() - 1

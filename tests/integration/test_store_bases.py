@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, blob_path, local_image, make_context
-from .storecheck import check_valid, orphans, skopeo_inspect
+from testing.cli import Cli
+from testing.images import blob_path, local_image, make_context
+from testing.storecheck import check_valid, orphans, skopeo_inspect
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import (
-    Cli,
+from testing.cli import Cli
+from testing.images import (
     MiB,
-    StreamWatcher,
     blob_path,
     local_image,
     make_context,
@@ -20,6 +19,7 @@ from .helpers import (
     store_digests,
     tagged,
 )
+from testing.processes import StreamWatcher
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, local_image, make_context
-from .storecheck import check_valid, leftovers, orphans
+from testing.cli import Cli
+from testing.images import local_image, make_context
+from testing.storecheck import check_valid, leftovers, orphans
 
 pytestmark = pytest.mark.integration
 

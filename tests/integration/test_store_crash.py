@@ -22,9 +22,10 @@ import pytest
 
 from idpwrap.store.api import Store
 from idpwrap.tools import rootless
-
-from .helpers import Cli, make_context, processes, wait_for
-from .storecheck import check_valid, leftovers, orphans, tags
+from testing.cli import Cli
+from testing.images import make_context
+from testing.processes import processes, wait_for
+from testing.storecheck import check_valid, leftovers, orphans, tags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

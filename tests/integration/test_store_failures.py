@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import VENV_BIN, Cli, Result, make_cli
-from .storecheck import check_valid, leftovers, sha256_of, snapshot
+from testing.cli import Cli, Result, make_cli
+from testing.paths import VENV_BIN
+from testing.storecheck import check_valid, leftovers, sha256_of, snapshot
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, make_cli
-from .storecheck import check_valid, skopeo_inspect, skopeo_manifest
+from testing.cli import Cli, make_cli
+from testing.storecheck import check_valid, skopeo_inspect, skopeo_manifest
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import Cli, local_image, make_context
+from testing.cli import Cli
+from testing.images import local_image, make_context
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RunningRegistry, start_registry
-from .credential_sources import USERNAME, CredentialWorld, make_world
-from .helpers import Cli
+from testing.cli import Cli
+from testing.credentials import USERNAME, CredentialWorld, make_world
+from testing.registry.running import RunningRegistry, start_registry
 
 pytestmark = pytest.mark.integration
 

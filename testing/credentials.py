@@ -17,13 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .filekeyring import BACKEND, FILE_VARIABLE, read_entries, write_entries
-from .helpers import ROOT, SCRIPTS, Cli, Watchdog, idpwrap_command
-
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
-
-import localregistry
+from testing.cli import Cli, idpwrap_command
+from testing.filekeyring import BACKEND, FILE_VARIABLE, read_entries, write_entries
+from testing.paths import ROOT
+from testing.processes import Watchdog
+from testing.registry import distribution
 
 USERNAME = "giteaAdmin"
 OTHER_USERNAME = "Bob"  # owns the namespace "bob"
@@ -34,7 +32,7 @@ IDPBUILDER_HOST = "gitea.cnoe.localtest.me"
 class GiteaRegistry:
     """docker-registry with ``auth: token`` and our Gitea-shaped token server."""
 
-    info: localregistry.Registry
+    info: distribution.Registry
     read_only_token: str  # giteaAdmin's token that may pull but not push
     other_password: str  # Bob's
     refresh_token: str  # giteaAdmin's OAuth2 refresh token (an auth file's identitytoken)
@@ -80,7 +78,7 @@ def start_gitea_registry(directory: Path) -> GiteaRegistry:
     started = time.time() - 2
     read_only, other = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     refresh = secrets.token_urlsafe(18)
-    info = localregistry.start(
+    info = distribution.start(
         directory,
         USERNAME,
         token=True,

@@ -1,7 +1,8 @@
-#!/usr/bin/env python3
-"""A registry front that answers as idpbuilder's Gitea 1.24.3 behind ingress-nginx does.
+"""Starts and stops a registry that answers as idpbuilder's Gitea 1.24.3 behind ingress-nginx.
 
-``localregistry.py start --gitea DIR [--body-limit BYTES]`` starts it; standard library only.
+``start`` here, or ``localregistry.py start --gitea DIR [--body-limit BYTES]``; standard library
+only. The front (front.py: TLS, body limit, auth, routing; content.py: uploads, manifests, tags;
+model.py: rules, tokens, users) runs as its own process, ``python -m testing.gitea.front``.
 No Gitea binary can be had on these machines, so its answers are modelled on Gitea's source
 (tag v1.24.3; each rule below names its file). One TLS origin on 127.0.0.1 answers ``/v2/``,
 ``/v2/token`` and the OCI API; CNCF distribution on another loopback port (plain HTTP, no auth
@@ -26,35 +27,30 @@ of its own) keeps blobs and manifests, and the front forwards to it after its ow
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import sys
 import tempfile
 from pathlib import Path
 
-from giteamodel import DEFAULT_BODY_LIMIT, ORG, make_users
+from testing.gitea.model import DEFAULT_BODY_LIMIT, ORG, make_users
+from testing.registry import distribution
+from testing.registry.certificates import make_certificates
+from testing.servers import free_port, helper_argv, spawn_helper, stop_pid
 
 
 def start_front(directory: Path, config: dict) -> int:
     """The front as its own process; secrets reach it on stdin, never argv or a file."""
-    import localregistry
-
-    argv = [sys.executable, os.path.abspath(__file__), "serve"]
-    return localregistry.spawn_helper(
-        argv, config, directory / "gitea-front.log", "the Gitea front"
-    )
+    argv = helper_argv("testing.gitea.front")
+    return spawn_helper(argv, config, directory / "gitea-front.log", "the Gitea front")
 
 
 def start(directory: Path, body_limit: int = DEFAULT_BODY_LIMIT) -> dict:
     """Distribution behind, the Gitea front on TLS; DIR/registry.json (0600) gets the facts."""
-    import localregistry
-
     directory.mkdir(parents=True, exist_ok=True)
-    backend = localregistry.start(directory / "backend", tls=False, auth=False)
+    backend = distribution.start(directory / "backend", tls=False, auth=False)
     (directory / "backend" / "registry.json").unlink(missing_ok=True)
     try:
-        ca, crt, key = localregistry.make_certificates(directory)
-        port = localregistry.free_port()
+        ca, crt, key = make_certificates(directory)
+        port = free_port()
         users = make_users()
         front_pid = start_front(
             directory,
@@ -96,14 +92,5 @@ def start(directory: Path, body_limit: int = DEFAULT_BODY_LIMIT) -> dict:
 
 
 def stop(facts: dict) -> None:
-    import localregistry
-
     for pid in facts.get("pids", []):
-        localregistry.stop_pid(pid)
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["serve"]:
-        import giteafront
-
-        giteafront.serve(json.loads(sys.stdin.readline()))
+        stop_pid(pid)

@@ -16,8 +16,10 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError, PasswordDeleteError
 
 FILE_VARIABLE = "IDPWRAP_TEST_KEYRING_FILE"
-BACKEND = "tests.integration.filekeyring.FileKeyring"
-LOCKED_BACKEND = "tests.integration.filekeyring.LockedKeyring"
+# Dotted paths for PYTHON_KEYRING_BACKEND: an idpwrap child imports them when the repository
+# root is on its PYTHONPATH (testing.credentials.CredentialWorld.env puts it there).
+BACKEND = "testing.filekeyring.FileKeyring"
+LOCKED_BACKEND = "testing.filekeyring.LockedKeyring"
 
 
 def read_entries(path: Path) -> dict[str, dict[str, str]]:

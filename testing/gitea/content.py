@@ -15,7 +15,7 @@ import secrets
 import urllib.parse
 from pathlib import Path
 
-from giteamodel import (
+from testing.gitea.model import (
     DIGEST,
     IMAGE_INDEX_TYPES,
     IMAGE_MANIFEST_TYPES,

@@ -12,10 +12,12 @@ import http.client
 import http.server
 import json
 import re
+import sys
 import urllib.parse
+from collections.abc import Callable, Iterator
 
-from giteacontent import Content
-from giteamodel import (
+from testing.gitea.content import Content
+from testing.gitea.model import (
     GHOST_ID,
     IMAGE_NAME,
     NGINX_413,
@@ -25,6 +27,7 @@ from giteamodel import (
     Gitea,
     sign_token,
 )
+from testing.servers import serve_loopback
 
 
 class Refused(Exception):
@@ -58,7 +61,9 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def named_error(self, status: int, code: str, message: str = "", extra: dict | None = None):
+    def named_error(
+        self, status: int, code: str, message: str = "", extra: dict | None = None
+    ) -> None:
         """apiErrorDefined: JSON with an (almost always empty) message."""
         body = json.dumps({"errors": [{"code": code, "message": message}]}) + "\n"
         headers = {
@@ -93,7 +98,7 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
 
     # -- bodies ---------------------------------------------------------------------------
 
-    def body_chunks(self):
+    def body_chunks(self) -> Iterator[bytes]:
         """The request body in pieces, with the ingress limit applied as nginx does."""
         limit = self.gitea.body_limit
         length = self.headers.get("Content-Length")
@@ -337,7 +342,7 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
         self.named_error(400, "NAME_INVALID")
         return False
 
-    def guarded(self, mode: int, handler) -> None:
+    def guarded(self, mode: int, handler: Callable[[], None]) -> None:
         """VerifyImageName, then reqPackageAccess(mode), as the route table orders them."""
         if not self.name_valid():
             return
@@ -351,6 +356,8 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
 def serve(config: dict) -> None:
     Front.gitea = Gitea(config)
     Front.gitea.uploads_dir.mkdir(parents=True, exist_ok=True)
-    import localregistry
+    serve_loopback(Front, config)
 
-    localregistry.serve_loopback(Front, config)
+
+if __name__ == "__main__":  # python -m testing.gitea.front, its JSON config on stdin
+    serve(json.loads(sys.stdin.readline()))
