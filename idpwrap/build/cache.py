@@ -34,8 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from idpwrap import __version__, log
-from idpwrap.build import containerfile
-from idpwrap.build import ignore
+from idpwrap.build import containerfile, ignore
 from idpwrap.errors import ImageNotFound, StoreError
 
 TYPE_CHECKING = False
