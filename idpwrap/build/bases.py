@@ -10,17 +10,24 @@ name is valid whatever the store's path (colons, capitals) and is the same for t
 every build, instead of one more name per build.
 
 Stage names, ``scratch``, and images the store does not have are left as written; ``$VAR`` in
-``FROM`` is expanded from the ``ARG``s before the first ``FROM`` and ``--build-arg``.
+``FROM`` is expanded from the ``ARG``s before the first ``FROM`` and ``--build-arg``, as
+containerfile.py reads them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import namedtuple
 from pathlib import Path
 
+from idpwrap.build.containerfile import (
+    Instruction,
+    build_arg_values,
+    global_args,
+    instructions,
+    substitute,
+)
 from idpwrap.errors import UsageError
 from idpwrap.push import dirview
 from idpwrap.refs import split_tag_and_digest, validate_name
@@ -37,8 +44,6 @@ if TYPE_CHECKING:
 
 LAYOUT_PREFIX = "idpwrap-base-"
 LAYOUT_REF = "image"
-DIRECTIVE = re.compile(r"#\s*([A-Za-z]+)\s*=\s*(\S+)\s*$")
-VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 # Names buildah would also look for locally: the store keeps them short.
 LOCAL_PREFIXES = ("localhost/",)
 
@@ -53,89 +58,6 @@ class Base(namedtuple("Base", "written image directory descriptor", defaults=(No
     image: StoredImage
     directory: str
     descriptor: dict[str, object] | None
-
-
-class Instruction(namedtuple("Instruction", "start end keyword text")):
-    """One instruction: where it is in the file (continuation lines included), its keyword in
-    upper case, and its text with the continuations joined."""
-
-    __slots__ = ()
-    start: int
-    end: int
-    keyword: str
-    text: str
-
-
-def instructions(text: str) -> list[Instruction]:
-    """The instructions of a Containerfile, with their spans, honouring ``# escape=``."""
-    escape = "\\"
-    found: list[Instruction] = []
-    lines = text.splitlines(keepends=True)
-    position = index = 0
-    directives = True
-    while index < len(lines):
-        line = lines[index]
-        stripped = line.strip()
-        if directives:
-            match = DIRECTIVE.match(stripped)
-            if match:
-                if match.group(1).lower() == "escape":
-                    escape = match.group(2)[0]
-                position += len(line)
-                index += 1
-                continue
-            directives = False
-        if not stripped or stripped.startswith("#"):
-            position += len(line)
-            index += 1
-            continue
-        start, parts = position, []
-        while index < len(lines):
-            line = lines[index]
-            position += len(line)
-            index += 1
-            body = line.rstrip()
-            if body.lstrip().startswith("#") and parts:
-                continue  # a comment inside a continued instruction
-            if body.endswith(escape):
-                parts.append(body[:-1])
-                continue
-            parts.append(body)
-            break
-        joined = " ".join(part.strip() for part in parts if part.strip())
-        keyword = joined.split(None, 1)[0].upper() if joined else ""
-        found.append(Instruction(start, position, keyword, joined))
-    return found
-
-
-def _arg_values(text: str) -> dict[str, str | None]:
-    """``ARG A=1 B`` -> {"A": "1", "B": None}."""
-    import shlex
-
-    values: dict[str, str | None] = {}
-    try:
-        words = shlex.split(text)[1:]
-    except ValueError:
-        return values
-    for word in words:
-        name, equals, value = word.partition("=")
-        values[name] = value if equals else None
-    return values
-
-
-def _expand(text: str, values: dict[str, str | None]) -> str | None:
-    """``$VAR`` and ``${VAR}`` replaced; None when one has no value."""
-    missing = []
-
-    def replace(match: re.Match[str]) -> str:
-        value = values.get(match.group(1) or match.group(2))
-        if value is None:
-            missing.append(match.group(0))
-            return ""
-        return value
-
-    expanded = VARIABLE.sub(replace, text)
-    return None if missing else expanded
 
 
 def find_stored(images: Sequence[StoredImage], text: str) -> StoredImage | None:
@@ -168,23 +90,14 @@ def rewrite(
 ) -> tuple[str, list[Base]]:
     """The Containerfile with each base the store has pointed at its pinned layout;
     ``choose(image, platform)`` gives the manifest to pin (``FROM --platform=`` or None)."""
-    overrides: dict[str, str | None] = {}
-    for build_arg in build_args:
-        name, equals, value = build_arg.partition("=")
-        overrides[name] = value if equals else os.environ.get(name)
-    global_args: dict[str, str | None] = {}
+    found = instructions(text)
+    values = global_args(found, build_arg_values(build_args))
     stages: set[str] = set()
-    seen_from = False
     bases: list[Base] = []
     edits: list[tuple[int, int, str]] = []
-    for instruction in instructions(text):
+    for instruction in found:
         words = instruction.text.split()
-        if instruction.keyword == "ARG" and not seen_from:
-            for name, value in _arg_values(instruction.text).items():
-                global_args[name] = overrides[name] if name in overrides else value
-            continue
         if instruction.keyword == "FROM":
-            seen_from = True
             operands = [word for word in words[1:] if not word.startswith("--")]
             if not operands:
                 continue
@@ -195,8 +108,8 @@ def rewrite(
             replacement = None
             flags = [word.split("=", 1)[1] for word in words[1:] if word.startswith("--platform=")]
             if not earlier_stage:
-                wanted = _expand(flags[0], global_args) if flags else None
-                replacement = _replacement(written, global_args, images, bases, choose, wanted)
+                wanted = substitute(flags[0], values) if flags else None
+                replacement = _replacement(written, values, images, bases, choose, wanted)
             if replacement:
                 edits.append(_edit(text, instruction, written, replacement))
         elif instruction.keyword in ("COPY", "ADD"):
@@ -224,7 +137,7 @@ def _replacement(
     choose: Chooser | None,
     platform: str | None,
 ) -> str | None:
-    expanded = _expand(written, values) if "$" in written else written
+    expanded = substitute(written, values) if "$" in written else written
     if not expanded:
         return None
     image = find_stored(images, expanded)

@@ -74,7 +74,7 @@ def clean(text: str) -> str:
 def line_of(containerfile_text: str, step: Step) -> tuple[int, str] | None:
     """(line number, instruction text) of ``step``: its stage's n-th instruction, counting the
     stage's FROM as 1, when that has the step's keyword; else the first with the step's text."""
-    from idpwrap.build.bases import instructions
+    from idpwrap.build.containerfile import instructions
 
     found = instructions(containerfile_text)
     stages: list[list[tuple[int, str]]] = []

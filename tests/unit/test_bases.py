@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from idpwrap.build import bases
+from idpwrap.build import bases, containerfile
 from idpwrap.refs import LocalRef
 from idpwrap.store.api import StoredImage
 
@@ -120,7 +120,7 @@ def test_continuations_comments_and_directives():
 
 def test_instructions_spans():
     text = "FROM a \\\n  # inside\n  AS b\n\nRUN x\n"
-    found = bases.instructions(text)
+    found = containerfile.instructions(text)
     assert [(i.keyword, i.text) for i in found] == [("FROM", "FROM a AS b"), ("RUN", "RUN x")]
     assert text[found[1].start : found[1].end] == "RUN x\n"
 

@@ -4,19 +4,77 @@ from __future__ import annotations
 
 import pytest
 
-from idpwrap.build.containerfile import instructions, sources, substitute
+from idpwrap.build import bases, buildlog
+from idpwrap.build.containerfile import (
+    escape_character,
+    global_args,
+    instructions,
+    sources,
+    substitute,
+)
+from idpwrap.refs import LocalRef
+from idpwrap.store.api import StoredImage
 
 DIGEST = "sha256:" + "a" * 64
+STORED = StoredImage(
+    LocalRef("base", "v1"),
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": DIGEST, "size": 1},
+)
+
+
+def keywords_and_arguments(text: str) -> list[tuple[str, str]]:
+    return [(item.keyword, item.arguments) for item in instructions(text)]
 
 
 def test_instructions_join_continuations_and_drop_comments():
     text = "# c\nFROM scratch\nRUN a \\\n  # inside\n  b\n\ncopy x /y\n"
-    assert instructions(text) == [("FROM", "scratch"), ("RUN", "a  b"), ("COPY", "x /y")]
+    assert keywords_and_arguments(text) == [("FROM", "scratch"), ("RUN", "a b"), ("COPY", "x /y")]
+
+
+# With ``# escape=``` a backtick continues a line and a backslash is an ordinary character
+# (Windows paths). containerfile.py used to ignore the directive: it took the backtick line as a
+# whole instruction, its next line for an instruction ``DONE``, and joined ``WORKDIR C:\`` with
+# the RUN after it; bases.py (and so buildlog.py) read it right.
+ESCAPED = "# escape=`\nFROM scratch\nRUN echo `\n  done\nWORKDIR C:\\\nRUN c\n"
+
+
+def test_the_escape_directive_changes_the_continuation_character():
+    assert keywords_and_arguments(ESCAPED) == [
+        ("FROM", "scratch"),
+        ("RUN", "echo done"),
+        ("WORKDIR", "C:\\"),
+        ("RUN", "c"),
+    ]
+    assert escape_character(ESCAPED) == "`"
+
+
+def test_every_reader_reads_an_escaped_file_alike():
+    text = ESCAPED.replace("FROM scratch", "FROM base:v1")
+    assert buildlog.line_of(text, buildlog.Step(1, 2, "RUN echo done")) == (3, "RUN echo done")
+    assert buildlog.line_of(text, buildlog.Step(1, 4, "RUN c")) == (6, "RUN c")
+    assert bases.rewrite(text, [STORED], ())[1][0].written == "base:v1"
+    # the fingerprint still does not vouch for it: the escape character also quotes ``$``
+    assert "escape" in sources(text, {}).unknown
+
+
+def test_directives_end_at_the_first_comment():
+    # a comment ends the parser directives: this ``# escape=`` is a comment, as buildah reads it
+    text = "# a comment\n# escape=`\nFROM scratch\nRUN a \\\n  b\n"
+    assert escape_character(text) == "\\"
+    assert keywords_and_arguments(text) == [("FROM", "scratch"), ("RUN", "a b")]
+    assert sources(text, {}) == (("scratch",), None)
+
+
+def test_arg_values_are_read_as_a_shell_reads_them():
+    text = 'ARG A="x y" B\nFROM scratch\nARG C=1\n'
+    assert global_args(instructions(text), {"B": "b"}) == {"A": "x y", "B": "b"}
+    assert global_args(instructions(text), {}) == {"A": "x y", "B": None}
 
 
 def test_substitute():
     assert substitute("${A}:$B", {"A": "x", "B": "y"}) == "x:y"
     assert substitute("$A", {}) is None
+    assert substitute("$A", {"A": None}) is None
     assert substitute("${A:-d}", {"A": "x"}) is None
 
 

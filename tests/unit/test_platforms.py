@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from idpwrap import platforms
+from idpwrap.build.building import containerfile_runs
 from idpwrap.commands import build, push
 from idpwrap.config import settings as config
 from idpwrap.errors import EXIT_SETUP, ConfigError, ImageNotFound, SetupError, UsageError
@@ -125,9 +126,9 @@ def test_a_whole_index_is_copied_with_every_child():
 def test_containerfile_runs(tmp_path):
     file = tmp_path / "Containerfile"
     file.write_text("FROM scratch\nCOPY a /a\n# RUN not this\n")
-    assert not build.containerfile_runs(file)
+    assert not containerfile_runs(file)
     file.write_text("FROM scratch\nrun \\\n  true\n")
-    assert build.containerfile_runs(file)
+    assert containerfile_runs(file)
 
 
 # -- indexes -----------------------------------------------------------------------------------
