@@ -29,8 +29,8 @@ from idpwrap.build.containerfile import (
     substitute,
 )
 from idpwrap.errors import UsageError
-from idpwrap.push import dirview
 from idpwrap.refs import split_tag_and_digest, validate_name
+from idpwrap.store import dirview
 from idpwrap.store.api import StoredImage
 from idpwrap.store.layout import LAYOUT_CONTENT, REF_ANNOTATION
 

@@ -49,7 +49,7 @@ def write_push_layout(directory: str | Path, store: Store, image: StoredImage) -
 def push_source(directory: str, store: Store, image: StoredImage) -> str:
     """The reference skopeo copies from: the pinned layout, or for a docker-format image a
     ``dir:`` view (skopeo 1.9.3 reads only OCI manifests from a layout)."""
-    from idpwrap.push import dirview
+    from idpwrap.store import dirview
 
     if dirview.is_docker(image.descriptor):
         blob_dir = os.path.join(store.location, "blobs", "sha256")
