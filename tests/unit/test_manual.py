@@ -107,3 +107,20 @@ def test_relative_links_lead_to_files() -> None:
             if not (page.parent / path).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_the_module_map_names_every_module() -> None:
+    """docs/development.md is where a newcomer finds a concern: every module of the package
+    and of the test support is named there by its path, and every path named there exists."""
+    text = (ROOT / "docs" / "development.md").read_text()
+    modules = [
+        path.relative_to(ROOT).as_posix()
+        for top in ("idpwrap", "testing")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if path.name != "__init__.py" or path.parent.name == "commands"
+    ]
+    named = set(re.findall(r"\b((?:idpwrap|testing)/[\w/]+\.py)\b", text))
+    missing = [module for module in modules if module not in named and module not in text]
+    assert not missing, f"docs/development.md does not name: {missing}"
+    gone = sorted(path for path in named if not (ROOT / path).exists())
+    assert not gone, f"docs/development.md names modules that do not exist: {gone}"
