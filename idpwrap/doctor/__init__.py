@@ -1,1 +1,1 @@
-"""What ``idpwrap doctor`` checks: the tools, the store, limits, the registry and the credentials."""
+"""What ``idpwrap doctor`` checks: the tools, the store, limits, the registry, the credentials."""

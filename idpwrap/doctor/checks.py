@@ -18,7 +18,6 @@ from idpwrap.tools import procs, rootless
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from idpwrap.doctor.registry import TlsFlags
     from idpwrap.store.unused import Unused
 
 TOOL_TIMEOUT = 20
@@ -261,7 +260,7 @@ def emulation() -> Check:
 def run_all(
     registry: str | None = None,
     store: str | None = None,
-    tls: TlsFlags | None = None,
+    tls_flags: Mapping[str, object] | None = None,
     authfile: str | None = None,
 ) -> list[Check]:
     """Every check, in the order a build and then a push meet them."""
@@ -286,7 +285,7 @@ def run_all(
         (storage, "storage"),
         (emulation, "platforms"),
         (store_checks, "store"),
-        (lambda: registrycheck.registry_and_credentials(registry, tls, authfile), "registry"),
+        (lambda: registrycheck.registry_and_credentials(registry, tls_flags, authfile), "registry"),
     ):
         checks += guard(check, name)
     return checks

@@ -1,1 +1,2 @@
-"""Talking to a registry over HTTPS ourselves: challenges and tokens, the credential check, and Gitea's answers."""
+"""Talking to a registry over HTTPS ourselves: challenges and tokens, the credential check,
+and Gitea's answers."""
