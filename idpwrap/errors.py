@@ -113,6 +113,16 @@ class ToolMissing(IdpwrapError):
         )
 
 
+class ToolNotRun(IdpwrapError):
+    """A short tool run (a credential helper, git, a version probe) could not start, or did not
+    finish within its time; ``timed_out`` and ``reason`` let a caller say so in its own words."""
+
+    def __init__(self, message: str, *, timed_out: bool, reason: str) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+        self.reason = reason
+
+
 class BuildFailed(IdpwrapError):
     """buildah failed; ``output`` holds what it printed, for the summary and the log."""
 

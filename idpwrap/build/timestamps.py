@@ -14,14 +14,14 @@ never copied into an image).
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections import namedtuple
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from idpwrap import log
-from idpwrap.errors import UsageError
+from idpwrap.errors import ToolNotRun, UsageError
+from idpwrap.tools import procs
 
 NOW = "now"
 FIXED_EPOCH = 0
@@ -73,25 +73,25 @@ def git_facts(context: str) -> tuple[int, str, str | None] | None:
     env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
     env["GIT_CONFIG_NOSYSTEM"] = "1"
     try:
-        head = subprocess.run(
+        head = procs.run(
             ["git", "-C", context, "log", "-1", "--format=%ct %H", "HEAD"],
-            env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False,
+            env=env, timeout=GIT_TIMEOUT,
         )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except ToolNotRun as error:
         log.info("git: %s: not using a commit time", error)
         return None
     fields = head.stdout.split()
-    if head.returncode != 0 or len(fields) != 2 or not fields[0].isdigit():
+    if head.exit_code != 0 or len(fields) != 2 or not fields[0].isdigit():
         reason = head.stderr.strip().splitlines()[-1:] or ["no commit"]
         log.info("git: %s", reason[0])
         return None
     try:
-        remote = subprocess.run(
+        remote = procs.run(
             ["git", "-C", context, "config", "--get", "remote.origin.url"],
-            env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False,
+            env=env, timeout=GIT_TIMEOUT,
         )  # fmt: skip
-        url = public_url(remote.stdout.strip()) if remote.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired):
+        url = public_url(remote.stdout.strip()) if remote.exit_code == 0 else None
+    except ToolNotRun:
         url = None
     return int(fields[0]), fields[1], url
 

@@ -7,7 +7,6 @@ import os
 
 from idpwrap.commands import add_authfile_argument, add_tls_arguments
 from idpwrap.doctor import checks as doctor
-from idpwrap.doctor import registry as registrycheck
 from idpwrap.errors import EXIT_FAILED
 
 TYPE_CHECKING = False
@@ -40,11 +39,14 @@ def execute(args: argparse.Namespace) -> int:
     ):
         if path and not exists(path):
             raise UsageError(f"{flag} {path} does not exist")
-    insecure = None  # not given: the config file decides
-    if args.insecure or args.tls_verify is not None:
-        insecure = args.insecure or not args.tls_verify
-    tls = registrycheck.TlsFlags(insecure, args.ca_file, args.cert_dir)
-    checks = doctor.run_all(args.registry, args.store, tls, args.authfile)
+    from idpwrap.config import settings as config
+
+    tls_flags = {  # None: not given, the config file decides
+        "insecure": config.insecure_flag(args.insecure, args.tls_verify),
+        "ca_file": args.ca_file,
+        "cert_dir": args.cert_dir,
+    }
+    checks = doctor.run_all(args.registry, args.store, tls_flags, args.authfile)
     errors = sum(1 for check in checks if check.status == doctor.ERROR)
     warnings = sum(1 for check in checks if check.status == doctor.WARNING)
     if args.json:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from idpwrap import log
 from idpwrap.commands import (
@@ -20,6 +19,7 @@ from idpwrap.commands import (
 from idpwrap.creds.sources import NO_KEYRING_VARIABLE
 from idpwrap.errors import KeyringNotUsable, UsageError
 from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry
+from idpwrap.tls import TlsTrust
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,18 +51,13 @@ def login(
     registry: Registry,
     username: str,
     secret: str,
-    *,
-    insecure: bool = False,
-    ca_file: Path | None = None,
-    cert_dir: Path | None = None,
+    trust: TlsTrust,
 ) -> str:
     """Verify, then store; returns the keyring service name. Nothing is stored on a refusal."""
     from idpwrap.creds import keyrings
     from idpwrap.registry import api as registry_api
 
-    how = registry_api.verify_credentials(
-        registry, username, secret, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir
-    )
+    how = registry_api.verify_credentials(registry, username, secret, trust)
     if how == "none":
         notice(f"{registry.host} asks for no credentials: keeping them without a check")
     else:
@@ -134,17 +129,14 @@ def execute(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty() and not args.non_interactive
     username = read_username(args, interactive)
     secret = read_secret(args, interactive, username, registry.host)
-    ca_file = Path(args.ca_file) if args.ca_file else None
-    cert_dir = Path(args.cert_dir) if args.cert_dir else None
-    if ca_file is not None and not ca_file.is_file():
-        raise UsageError(f"--ca-file {ca_file} does not exist")
-    if cert_dir is not None and not cert_dir.is_dir():
-        raise UsageError(f"--cert-dir {cert_dir} is not a directory")
-    insecure = args.insecure or args.tls_verify is False
-    if insecure and not registry.plain_http:
+    # login reads no config file: the flags alone say how the registry is trusted.
+    trust = TlsTrust.of(args.insecure or args.tls_verify is False, args.ca_file, args.cert_dir)
+    if trust.ca_file is not None and not os.path.isfile(trust.ca_file):
+        raise UsageError(f"--ca-file {trust.ca_file} does not exist")
+    if trust.cert_dir is not None and not os.path.isdir(trust.cert_dir):
+        raise UsageError(f"--cert-dir {trust.cert_dir} is not a directory")
+    if trust.insecure and not registry.plain_http:
         notice(f"TLS verification is off for {registry.host} (--insecure)")
-    service = login(
-        registry, username, secret, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir
-    )
+    service = login(registry, username, secret, trust)
     print(f"Login Succeeded: {username} at {registry.host} (kept in the keyring as {service})")
     return 0

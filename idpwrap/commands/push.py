@@ -119,21 +119,17 @@ def execute(args: argparse.Namespace) -> int:
 
     if args.password_argument is not None:
         raise UsageError(password_argument_refused("push"))
-    insecure = None  # not given: --tls-verify=true says False, so the config cannot say True
-    if args.insecure or args.tls_verify is not None:
-        insecure = args.insecure or not args.tls_verify
     settings = config.for_push(
         source_host=parse_source(args.source).host or destination_host(args.destination),
         registry=args.registry,
         owner=args.owner,
-        insecure=insecure,
+        insecure=config.insecure_flag(args.insecure, args.tls_verify),
         ca_file=args.ca_file,
         cert_dir=args.cert_dir,
         retry=args.retry,
         progress=args.progress,
     )  # flags, then IDPWRAP_*, then the config file, then the defaults
     mode = settings["progress"].value
-    ca_file = settings["ca_file"].value
     password = None
     if args.password_stdin:
         if sys.stdin.isatty():
@@ -144,9 +140,7 @@ def execute(args: argparse.Namespace) -> int:
         destination=args.destination,
         registry=settings["registry"].value,
         owner=settings["owner"].value,
-        insecure=settings["insecure"].value,
-        ca_file=ca_file or None,
-        cert_dir=args.cert_dir or None,
+        tls=config.trust_of(settings, args.cert_dir),
         retry=settings["retry"].value,
         username=args.username,
         password=password,

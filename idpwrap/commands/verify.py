@@ -35,13 +35,10 @@ def execute(args: argparse.Namespace) -> int:
     from idpwrap.creds import sources as creds
     from idpwrap.refs import destination_host, explicit_destination, parse_registry
     from idpwrap.sign import verifying
-    from idpwrap.sign.signing import Tls
 
     if args.password_argument is not None:
         raise UsageError(password_argument_refused("verify"))
-    insecure = None
-    if args.insecure or args.tls_verify is not None:
-        insecure = args.insecure or not args.tls_verify
+    insecure = config.insecure_flag(args.insecure, args.tls_verify)
     named = destination_host(args.image)
     settings = config.for_push(
         source_host=named, registry=args.registry, owner=None, insecure=insecure,
@@ -65,11 +62,8 @@ def execute(args: argparse.Namespace) -> int:
         destination.registry.host, username=args.username, password=password,
         authfile=args.authfile or None,
     )  # fmt: skip
-    tls = Tls(
-        destination.registry, bool(settings["insecure"].value),
-        settings["ca_file"].value or None, args.cert_dir or None,
-    )  # fmt: skip
-    signed, count = verifying.verify(reference, args.key, tls, credentials)
+    trust = config.trust_of(settings, args.cert_dir)
+    signed, count = verifying.verify(reference, args.key, destination.registry, trust, credentials)
     print(f"Verified {reference}: signed by {args.key}"
           f" ({count} signature{'s' if count != 1 else ''})")  # fmt: skip
     print(f"Digest: {signed}")

@@ -4,7 +4,8 @@ Precedence, highest first: the command line, the environment (``IDPWRAP_*``), th
 (a ``registries: {HOST: ...}`` section before the top-level keys), the built-in defaults.
 ``insecure`` and ``ca_file`` decide together how a registry's TLS is trusted, so they come as a
 pair from the first level that sets either: ``--ca-file`` on the command line is not undone by
-``insecure: true`` in the file.
+``insecure: true`` in the file. ``trust_of`` makes the one ``TlsTrust`` a command uses of them
+(and of ``--cert-dir``, a flag only); "not given" (None) stays in here.
 
 The file is read on every push, so ``yaml`` (about 30 ms of imports) is imported only when the
 file exists. Errors name the file and the line, and exit with the usage code.
@@ -28,6 +29,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
+
+    from idpwrap.tls import TlsTrust
 
 CONFIG_ENV = "IDPWRAP_CONFIG"
 DEFAULT_RETRY = 3
@@ -203,15 +206,19 @@ class Config:
 
 
 def effective_settings(
-    config: Config, registry: str | None = None, store: str | None = None
+    config: Config,
+    registry: str | None = None,
+    store: str | None = None,
+    tls_flags: Mapping[str, object] | None = None,
 ) -> dict[str, Setting]:
-    """Every setting as a push or build would use it, for ``idpwrap config show``."""
+    """Every setting as a push or build would use it, for ``idpwrap config show`` (and doctor,
+    with its TLS flags: None when not given)."""
     settings = {"registry": config.setting("registry", registry, "--registry")}
     from idpwrap.refs import parse_registry
 
     host = parse_registry(str(settings["registry"].value)).host
     settings["owner"] = config.setting("owner", registry_host=host)
-    settings["insecure"], settings["ca_file"] = config.tls(host)
+    settings["insecure"], settings["ca_file"] = config.tls(host, tls_flags)
     settings["store"] = config.setting("store", store, "--store")
     settings["progress"] = config.setting("progress")
     settings["retry"] = config.setting("retry")
@@ -220,6 +227,23 @@ def effective_settings(
     settings["sign_by_sigstore_private_key"] = config.setting("sign_by_sigstore_private_key")
     settings["platform"] = config.setting("platform")
     return settings
+
+
+def insecure_flag(insecure: bool, tls_verify: bool | None) -> bool | None:
+    """``--insecure`` and ``--tls-verify`` as one flag; None when neither was given, so that the
+    config decides (``--tls-verify=true`` says False: the config cannot turn verification off)."""
+    if insecure or tls_verify is not None:
+        return insecure or not tls_verify
+    return None
+
+
+def trust_of(settings: Mapping[str, Setting], cert_dir: str | None) -> TlsTrust:
+    """The one TLS trust of resolved ``insecure`` and ``ca_file`` settings and ``--cert-dir``."""
+    from idpwrap.tls import TlsTrust
+
+    return TlsTrust.of(
+        bool(settings["insecure"].value), settings["ca_file"].value or None, cert_dir or None
+    )
 
 
 _LOADED: dict[str, Config] = {}

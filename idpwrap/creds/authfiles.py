@@ -26,7 +26,8 @@ from pathlib import Path
 
 from idpwrap import log
 from idpwrap.creds.credentials import Credentials
-from idpwrap.errors import CredentialsError
+from idpwrap.errors import CredentialsError, ToolNotRun
+from idpwrap.tools import procs
 
 HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT_SECONDS = 60
@@ -229,7 +230,7 @@ def run_helper(
     is used for every registry, so a missing one is a warning and the lookup goes on.
     """
     program = HELPER_PREFIX + name
-    executable = find_on_path(program, environ.get("PATH") or os.defpath)
+    executable = procs.find_program(program, environ.get("PATH") or os.defpath)
     if executable is None:
         if required:
             raise CredentialsError(
@@ -237,34 +238,30 @@ def run_helper(
             )
         log.info("credentials: warning: %s (%s) is not on PATH; going on", program, where)
         return None
-    import subprocess
-
     log.debug("running %s get", executable)
     try:
-        completed = subprocess.run(
+        completed = procs.run(
             [executable, "get"],
-            input=host.encode(),
-            capture_output=True,
+            stdin=host.encode(),
             env=helper_environment(environ),
             timeout=HELPER_TIMEOUT_SECONDS,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        raise CredentialsError(
-            f"{program} get did not answer within {HELPER_TIMEOUT_SECONDS} s ({where}): is it"
-            " waiting for an unlock prompt?"
-        ) from None
-    except OSError as error:
-        raise CredentialsError(f"cannot run {program} ({where}): {error.strerror}") from None
-    output = completed.stdout.decode(errors="replace").strip()
-    if completed.returncode != 0:
-        said = output or completed.stderr.decode(errors="replace").strip()
+    except ToolNotRun as error:
+        if error.timed_out:
+            raise CredentialsError(
+                f"{program} get did not answer within {HELPER_TIMEOUT_SECONDS} s ({where}): is"
+                " it waiting for an unlock prompt?"
+            ) from None
+        raise CredentialsError(f"cannot run {program} ({where}): {error.reason}") from None
+    output = completed.stdout.strip()
+    if completed.exit_code != 0:
+        said = output or completed.stderr.strip()
         if "credentials not found" in said.lower():
             log.info("credentials: %s has nothing for %s", program, host)
             return None
         reason = said.splitlines()[0][:200] if said else "no output"
         raise CredentialsError(
-            f"{program} get failed for {host} (exit code {completed.returncode}, {where}): {reason}"
+            f"{program} get failed for {host} (exit code {completed.exit_code}, {where}): {reason}"
         )
     try:
         answer = json.loads(output)
@@ -281,12 +278,3 @@ def run_helper(
     if username == IDENTITY_TOKEN_USERNAME or not username:
         return Credentials(IDENTITY_TOKEN_USERNAME, secret, source, identity_token=True)
     return Credentials(username, secret, source)
-
-
-def find_on_path(program: str, path: str) -> str | None:
-    """The executable ``program`` in ``path`` (a PATH value), or None."""
-    for directory in path.split(os.pathsep):
-        candidate = os.path.join(directory or ".", program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None

@@ -47,39 +47,36 @@ def parse(output: str) -> tuple[str, str] | None:
 
 def lookup(environ: Mapping[str, str], tried: list[str] | None = None) -> Credentials | None:
     """Run idpbuilder if it is on PATH; a failure is a warning, and the push goes on."""
-    from idpwrap.creds.authfiles import find_on_path, helper_environment
+    from idpwrap.creds.authfiles import helper_environment
+    from idpwrap.errors import ToolNotRun
+    from idpwrap.tools import procs
 
-    executable = find_on_path(COMMAND[0], environ.get("PATH") or os.defpath)
+    executable = procs.find_program(COMMAND[0], environ.get("PATH") or os.defpath)
     if executable is None:
         if tried is not None:
             tried.append("idpbuilder (not on PATH)")
         return None
     if tried is not None:
         tried.append("idpbuilder get secrets -p gitea")
-    import subprocess
-
     log.debug("running %s", " ".join(COMMAND))
     try:
-        completed = subprocess.run(
+        completed = procs.run(
             [executable, *COMMAND[1:]],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
             env=helper_environment(environ),  # its kubeconfig, not our secrets
             timeout=TIMEOUT_SECONDS,
-            check=False,
         )
-    except (subprocess.TimeoutExpired, OSError) as error:
-        log.info("credentials: warning: idpbuilder failed (%s); going on", type(error).__name__)
+    except ToolNotRun as error:
+        log.info("credentials: warning: idpbuilder failed (%s); going on", error)
         return None
-    if completed.returncode != 0:
-        said = completed.stderr.decode(errors="replace").strip().splitlines()
+    if completed.exit_code != 0:
+        said = completed.stderr.strip().splitlines()
         log.info(
             "credentials: warning: idpbuilder get secrets failed (exit code %d%s); going on",
-            completed.returncode,
+            completed.exit_code,
             f": {said[-1][:200]}" if said else "",
         )
         return None
-    found = parse(completed.stdout.decode(errors="replace"))
+    found = parse(completed.stdout)
     if found is None:
         log.info("credentials: warning: idpbuilder printed no Gitea username and password")
         return None

@@ -13,13 +13,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from idpwrap.doctor.result import ERROR, OK, WARNING, Check
-from idpwrap.errors import IdpwrapError
-from idpwrap.tools import rootless
+from idpwrap.errors import IdpwrapError, ToolNotRun
+from idpwrap.tools import procs, rootless
 from idpwrap.units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from idpwrap.doctor.registry import TlsFlags
     from idpwrap.store.unused import Unused
 
 TOOL_TIMEOUT = 20
@@ -29,16 +28,13 @@ NO_DISK = 100 << 20  # below this, builds will fail
 
 
 def run_tool(argv: list[str], environ: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """(exit code, stdout and stderr) of a short tool run, with the minimal environment."""
-    import subprocess
-
-    from idpwrap.tools import procs
-
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False,
-        env=procs.child_environment() if environ is None else dict(environ),
-    )  # fmt: skip
-    return done.returncode, (done.stdout + done.stderr).strip()
+    """(exit code, stdout and stderr) of a short tool run, with the minimal environment; a
+    tool that cannot run or hangs is exit code 1 with the reason."""
+    try:
+        done = procs.run(argv, timeout=TOOL_TIMEOUT, env=environ)
+    except ToolNotRun as error:
+        return 1, str(error)
+    return done.exit_code, (done.stdout + done.stderr).strip()
 
 
 def version_of(text: str) -> tuple[int, ...] | None:
@@ -47,7 +43,7 @@ def version_of(text: str) -> tuple[int, ...] | None:
 
 
 def tool(name: str, runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
-    path = rootless.find_program(name)
+    path = procs.find_program(name)
     if path is None:
         return Check(name, ERROR, f"{name} is not installed", f"apt-get install {name}")
     code, output = runner([path, "--version"])
@@ -71,7 +67,7 @@ def toolchain(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Chec
 
     found: dict[str, str] = {}
     for name in ("buildah", "skopeo"):
-        path = rootless.find_program(name)
+        path = procs.find_program(name)
         version = version_of(runner([path, "--version"])[1]) if path else None
         found[name] = ".".join(str(part) for part in version) if version else "unknown"
     tested, said = matrix.verdict(found["buildah"], found["skopeo"], matrix.python_version())
@@ -103,7 +99,7 @@ def resource_limits(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -
     from idpwrap.tools import limits
 
     low = limits.low_hard_limits()
-    buildah = rootless.find_program("buildah")
+    buildah = procs.find_program("buildah")
     if not low or buildah is None:
         return Check("limits", OK, "resource limits: RUN steps get buildah's defaults")
     return Check("limits", OK, limits.describe(low, runner([buildah, "--version"])[1]))
@@ -113,7 +109,7 @@ def storage(runner: Callable[[list[str]], tuple[int, str]] = run_tool) -> Check:
     """The driver idpwrap chose, tried for real with ``buildah info`` on its storage."""
     chosen = rootless.default_storage()
     where = f"{chosen.driver} at {chosen.root}: {chosen.reason}"
-    buildah = rootless.find_program("buildah")
+    buildah = procs.find_program("buildah")
     if buildah is None:
         return Check("storage", ERROR, f"{where}; buildah is missing", "apt-get install buildah")
     try:
@@ -266,7 +262,7 @@ def emulation() -> Check:
 def run_all(
     registry: str | None = None,
     store: str | None = None,
-    tls: TlsFlags | None = None,
+    tls_flags: Mapping[str, object] | None = None,
     authfile: str | None = None,
 ) -> list[Check]:
     """Every check, in the order a build and then a push meet them."""
@@ -291,7 +287,7 @@ def run_all(
         (storage, "storage"),
         (emulation, "platforms"),
         (store_checks, "store"),
-        (lambda: registrycheck.registry_and_credentials(registry, tls, authfile), "registry"),
+        (lambda: registrycheck.registry_and_credentials(registry, tls_flags, authfile), "registry"),
     ):
         checks += guard(check, name)
     return checks

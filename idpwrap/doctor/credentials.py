@@ -7,9 +7,6 @@ credentials are and whether a token may push (its scope).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NamedTuple
-
 from idpwrap.errors import AuthFailed, IdpwrapError
 
 TYPE_CHECKING = False
@@ -17,15 +14,10 @@ if TYPE_CHECKING:
     from idpwrap.creds.credentials import Credentials
     from idpwrap.doctor.result import Check
     from idpwrap.refs import Registry
+    from idpwrap.tls import TlsTrust
 
 
-class TlsChoice(NamedTuple):
-    insecure: bool
-    ca_file: str | None
-    cert_dir: str | None
-
-
-def check(registry: Registry, found: Credentials, tls: TlsChoice) -> Check:
+def check(registry: Registry, found: Credentials, trust: TlsTrust) -> Check:
     from idpwrap.doctor.result import ERROR, OK, Check
     from idpwrap.registry import api as registry_api
     from idpwrap.registry import gitea
@@ -35,18 +27,10 @@ def check(registry: Registry, found: Credentials, tls: TlsChoice) -> Check:
         return Check(
             "credentials", OK, f"{named} for {registry.host}: an identity token, not tried here"
         )
-    options = gitea.Tls(
-        tls.insecure,
-        Path(tls.ca_file) if tls.ca_file else None,
-        Path(tls.cert_dir) if tls.cert_dir else None,
-    )
     try:
-        account = gitea.account(registry, found.username, found.secret, options)
+        account = gitea.account(registry, found.username, found.secret, trust)
         if account is None:
-            how = registry_api.verify_credentials(
-                registry, found.username, found.secret, insecure=options.insecure,
-                ca_file=options.ca_file, cert_dir=options.cert_dir,
-            )  # fmt: skip
+            how = registry_api.verify_credentials(registry, found.username, found.secret, trust)
             if how == "none":
                 return Check("credentials", OK, f"{named}: {registry.host} asks for none")
             return Check("credentials", OK, f"{named} accepted by {registry.host} ({how})")

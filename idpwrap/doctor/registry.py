@@ -1,32 +1,31 @@
 """doctor's registry check: the registry a push would use, probed (``GET /v2/``: reachable,
-TLS trusted, a registry), and the credentials a push would use tried against it (credcheck)."""
+TLS trusted, a registry), and the credentials a push would use tried against it (credcheck),
+both with the TLS trust a push would use."""
 
 from __future__ import annotations
 
-from collections import namedtuple
-from pathlib import Path
+from collections.abc import Mapping
 
 from idpwrap.doctor.result import ERROR, OK, WARNING, Check
 from idpwrap.errors import IdpwrapError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.tls import TlsTrust
+
 PROBE_TIMEOUT = 5
 
 
-def registry_probe(
-    url: str, insecure: bool, ca_file: str | None, where: str, cert_dir: str | None = None
-) -> Check:
+def registry_probe(url: str, trust: TlsTrust, where: str) -> Check:
     """``GET /v2/``: reachable, TLS trusted, a registry (200, or 401 with a challenge)."""
     import ssl
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     context = None
     if url.startswith("https://"):
-        from idpwrap import tls
-
-        context = tls.unverified_context() if insecure else tls.client_context(ca_file)
-        for crt in sorted(Path(cert_dir).glob("*.crt")) if cert_dir and not insecure else ():
-            context.load_verify_locations(cafile=str(crt))
+        context = trust.context(urllib.parse.urlsplit(url).netloc)
     request = urllib.request.Request(f"{url}/v2/", headers={"User-Agent": "idpwrap-doctor"})
     tls_fix = (
         "trust its CA: --ca-file PEM, or ca_file: in the config file (registries: HOST:"
@@ -57,7 +56,7 @@ def registry_probe(
             " --registry, IDPWRAP_REGISTRY or registry: in the config file",
         )  # fmt: skip
     scheme = challenge.split(" ", 1)[0] if challenge else ""
-    verified = "TLS not verified (insecure)" if insecure else "TLS trusted"
+    verified = "TLS not verified (insecure)" if trust.insecure else "TLS trusted"
     if url.startswith("http://"):
         verified = "plain HTTP"
     if status == 200 or (status == 401 and scheme):
@@ -70,25 +69,29 @@ def registry_probe(
 
 
 def registry_and_credentials(
-    registry: str | None, tls: TlsFlags | None = None, authfile: str | None = None
+    registry: str | None,
+    tls_flags: Mapping[str, object] | None = None,
+    authfile: str | None = None,
 ) -> list[Check]:
-    """The registry a push would use, and its credentials tried against it (credcheck)."""
+    """The registry a push would use, and its credentials tried against it (credcheck).
+
+    ``tls_flags``: the command line's ``insecure``, ``ca_file`` and ``cert_dir`` (None: not
+    given), resolved with the config file as for a push."""
     from idpwrap.config import settings as config
     from idpwrap.creds import sources as creds
     from idpwrap.doctor import credentials as credcheck
     from idpwrap.refs import parse_registry
 
-    tls = tls or TlsFlags()
+    tls_flags = tls_flags or {}
     try:
-        settings = config.effective_settings(config.load(), registry)
+        settings = config.effective_settings(config.load(), registry, tls_flags=tls_flags)
         chosen = parse_registry(str(settings["registry"].value))
+        trust = config.trust_of(settings, tls_flags.get("cert_dir"))
     except IdpwrapError as error:
         return [Check("config", ERROR, str(error), "fix the config file or the flag")]
     source = settings["registry"].source
     where = "default" if source == "default" else f"from {source}"
-    insecure = tls.insecure if tls.insecure is not None else bool(settings["insecure"].value)
-    ca_file = tls.ca_file or settings["ca_file"].value
-    probe = registry_probe(chosen.url, insecure, ca_file, where, tls.cert_dir)
+    probe = registry_probe(chosen.url, trust, where)
     checks = [probe]
     try:
         found = creds.resolve(chosen.host, authfile=authfile)
@@ -110,15 +113,5 @@ def registry_and_credentials(
                   f" {chosen.host} is not usable", "fix the registry check first")
         )  # fmt: skip
     else:
-        choice = credcheck.TlsChoice(insecure, ca_file, tls.cert_dir)
-        checks.append(credcheck.check(chosen, found, choice))
+        checks.append(credcheck.check(chosen, found, trust))
     return checks
-
-
-class TlsFlags(namedtuple("TlsFlags", "insecure ca_file cert_dir", defaults=(None, None, None))):
-    """doctor's --insecure/--tls-verify, --ca-file and --cert-dir (None: not given)."""
-
-    __slots__ = ()
-    insecure: bool | None
-    ca_file: str | None
-    cert_dir: str | None

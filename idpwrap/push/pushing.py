@@ -22,9 +22,10 @@ from idpwrap.errors import (
     RegistryUnreachable,
     UsageError,
 )
+from idpwrap.push import failures
 from idpwrap.push.liveprogress import LiveProgress
 from idpwrap.push.request import PushRequest, PushResult, choose_registry, plan_destination
-from idpwrap.push.source import push_source, trusted_cert_dir
+from idpwrap.push.source import push_source
 from idpwrap.refs import Destination, Registry, parse_source, store_candidates
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import indexes
@@ -34,7 +35,6 @@ from idpwrap.tools import skopeo
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from idpwrap.push.display import ProgressView
-    from idpwrap.registry import gitea
 
 
 def run(
@@ -66,7 +66,7 @@ def run(
                 f"owner {destination.lowercased_owner!r} lowercased to"
                 f" {destination.lowercased_owner.lower()!r}: registry namespaces are lowercase"
             )
-        if request.insecure and not registry.plain_http:
+        if request.tls.insecure and not registry.plain_http:
             notice(f"TLS verification is off for {registry.host} (--insecure)")
         elif registry.plain_http and _answers_tls(registry.host):
             notice(
@@ -76,6 +76,7 @@ def run(
             )
         lowered_tag = _gitea_lowercases(request, destination, notice)
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
+        log.debug("TLS of %s: %s", registry.host, request.tls.describe())
 
         live = LiveProgress(blobs, f"{destination.repository}:{destination.tag}", make_view)
         live.store_root = str(store.root)
@@ -85,12 +86,12 @@ def run(
         try:
             with creds.temporary_auth_file(registry.host, credentials) as auth_fd:
                 source = push_source(work, store, image)
+                trust = request.tls
                 options = skopeo.CopyOptions(
                     registry=registry,
                     authfile_fd=auth_fd,
                     digestfile=os.path.join(work, "digest"),
-                    tls_verify=not request.insecure,
-                    cert_dir=trusted_cert_dir(request, work),
+                    tls=trust._replace(ca_file=None, cert_dir=trust.cert_dir_in(work)),
                     retry_times=request.retry,
                     all_images=whole,
                 )
@@ -116,7 +117,7 @@ def run(
             from idpwrap.registry import gitea
 
             destination = gitea.check_lowercased_tag(
-                destination, credentials, image.digest, _tls_of(request)
+                destination, credentials, image.digest, request.tls
             )
         if pushed_digest != image.digest:
             raise PushFailed(
@@ -127,9 +128,11 @@ def run(
         if request.signer is not None:
             from idpwrap.sign import signing
 
-            tls = signing.Tls(registry, request.insecure, request.ca_file, request.cert_dir)
             repository = f"{registry.host}/{destination.repository}"
-            signing.after_push(request.signer, repository, pushed_digest, tls, credentials, notice)
+            signing.after_push(
+                request.signer, repository, pushed_digest, registry, request.tls, credentials,
+                notice,
+            )  # fmt: skip
         return PushResult(destination.reference, pushed_digest, sum(b[1] for b in blobs))
 
 
@@ -174,7 +177,7 @@ def _copy_with_one_more_try(
         finished = skopeo.copy(argv, options, live.feed, on_started=live.start)
         if finished.exit_code == 0:
             return
-        error = skopeo.classify_failure(
+        error = failures.classify_failure(
             finished.stderr,
             finished.exit_code,
             options.registry,
@@ -199,16 +202,6 @@ def _copy_with_one_more_try(
         notice(f"{error}; trying once more")
 
 
-def _tls_of(request: PushRequest) -> gitea.Tls:
-    from pathlib import Path
-
-    from idpwrap.registry import gitea
-
-    cert_dir = Path(request.cert_dir) if request.cert_dir else None
-    ca_file = Path(request.ca_file) if request.ca_file else None
-    return gitea.Tls(bool(request.insecure), ca_file, cert_dir)
-
-
 def _gitea_lowercases(
     request: PushRequest, destination: Destination, notice: Callable[[str], None]
 ) -> bool:
@@ -216,7 +209,7 @@ def _gitea_lowercases(
         return False  # the common case pays nothing
     from idpwrap.registry import gitea
 
-    return gitea.announce_lowercased_tag(destination, _tls_of(request), notice)
+    return gitea.announce_lowercased_tag(destination, request.tls, notice)
 
 
 def _closer_look(
@@ -226,11 +219,11 @@ def _closer_look(
     credentials: creds.Credentials,
     destination: Destination,
 ) -> AuthFailed:
-    if not skopeo.refusal_is_unclear(stderr) or credentials.identity_token:
+    if not failures.refusal_is_unclear(stderr) or credentials.identity_token:
         return error
     from idpwrap.registry import gitea
 
-    return gitea.explain_refused_push(credentials, destination, _tls_of(request)) or error
+    return gitea.explain_refused_push(credentials, destination, request.tls) or error
 
 
 def push_all_tags(

@@ -1,5 +1,5 @@
 """What a push was asked for and where it goes: the request, the registry, the destination,
-the trusted certificates, and the digest file's text."""
+and the digest file's text."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from idpwrap.refs import (
     gitea_destination,
     parse_registry,
 )
+from idpwrap.tls import TlsTrust
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ if TYPE_CHECKING:
 class PushRequest(
     namedtuple(
         "PushRequest",
-        "source destination registry owner insecure ca_file cert_dir retry username password"
-        " authfile signer platform",
-        defaults=(None, None, None, False, None, None, 3, None, None, None, None, None),
+        "source destination registry owner tls retry username password authfile signer platform",
+        defaults=(None, None, None, TlsTrust(), 3, None, None, None, None, None),
     )
 ):
     """What the user asked for; the password only ever comes from stdin or the environment."""
@@ -42,9 +42,7 @@ class PushRequest(
     destination: str | None
     registry: str | None
     owner: str | None
-    insecure: bool
-    ca_file: str | Path | None
-    cert_dir: str | Path | None
+    tls: TlsTrust  # how the registry's certificate is trusted
     retry: int
     username: str | None
     password: str | None

@@ -1,21 +1,18 @@
-"""What skopeo reads from a push's private directory: the source it copies from (a one-image
+"""What skopeo reads from a push's private directory: the source it copies from, a one-image
 OCI layout over the store's own blobs, pinned to the manifest resolved, or a ``dir:`` view for
-a docker-format image) and the CA certificates it trusts."""
+a docker-format image. (The CAs it trusts are put there by ``TlsTrust.cert_dir_in``.)"""
 
 from __future__ import annotations
 
 import json
 import os
 
-from idpwrap.errors import UsageError
 from idpwrap.store.api import Store, StoredImage
 from idpwrap.store.layout import INDEX_FILE, LAYOUT_FILE, REF_ANNOTATION
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from idpwrap.push.request import PushRequest
 
 PUSH_LAYOUT_NAME = "image"
 
@@ -56,19 +53,3 @@ def push_source(directory: str, store: Store, image: StoredImage) -> str:
         view = os.path.join(directory, "image")
         return "dir:" + dirview.write(view, blob_dir, image.digest)
     return f"oci:{write_push_layout(directory, store, image)}:{PUSH_LAYOUT_NAME}"
-
-
-def trusted_cert_dir(request: PushRequest, directory: str | Path | None) -> str | None:
-    if request.cert_dir:
-        if not os.path.isdir(request.cert_dir):
-            raise UsageError(f"--cert-dir {request.cert_dir} is not a directory")
-        return os.fspath(request.cert_dir)
-    if request.ca_file:
-        if not os.path.isfile(request.ca_file):
-            raise UsageError(f"--ca-file {request.ca_file} does not exist")
-        cert_dir = os.path.join(os.fspath(directory or "."), "certs")
-        os.mkdir(cert_dir)
-        with open(request.ca_file, "rb") as ca:
-            write_file(os.path.join(cert_dir, "ca.crt"), ca.read())
-        return cert_dir
-    return None

@@ -5,10 +5,8 @@
 (Gitea, distribution's token auth): ``GET realm?service=...&scope=...`` with HTTP Basic, which
 answers ``{"token": ...}`` (or ``access_token``), then ``GET /v2/`` with that token.
 
-TLS as for a push: verified against the system's CAs plus ``--ca-file`` or the ``*.crt`` in
-``--cert-dir`` (else ``/etc/containers/certs.d/HOST``, as skopeo reads it); ``--insecure``
-turns verification off. Credentials are sent only with ``add_unredirected_header``, so a
-redirect to another host never carries them.
+TLS as for a push: one ``TlsTrust`` (``TlsTrust.context``). Credentials are sent only with
+``add_unredirected_header``, so a redirect to another host never carries them.
 """
 
 from __future__ import annotations
@@ -20,15 +18,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from pathlib import Path
 from typing import NamedTuple
 
-from idpwrap import log, tls
+from idpwrap import log
 from idpwrap.errors import AuthFailed, IdpwrapError, RegistryUnreachable, TlsNotTrusted
 from idpwrap.refs import Registry
+from idpwrap.tls import TlsTrust
 
 TIMEOUT_SECONDS = 30.0
-SYSTEM_CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 # One auth-param or a scheme name in a WWW-Authenticate header (RFC 7235).
 CHALLENGE_ITEM = re.compile(
     r'\s*,?\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?'
@@ -67,27 +64,6 @@ def parse_challenges(header: str) -> list[Challenge]:
                 value = re.sub(r"\\(.)", r"\1", value[1:-1])
             challenges[-1].params[name.lower()] = value
     return challenges
-
-
-def ssl_context(
-    registry: Registry, insecure: bool, ca_file: Path | None, cert_dir: Path | None
-) -> ssl.SSLContext:
-    if insecure:
-        return tls.unverified_context()
-    context = tls.client_context()
-    if ca_file is not None:
-        context.load_verify_locations(cafile=str(ca_file))
-    directories = [cert_dir] if cert_dir else [Path(d) / registry.host for d in SYSTEM_CERT_DIRS]
-    for directory in directories:
-        if not directory.is_dir():
-            continue
-        for crt in sorted(directory.glob("*.crt")):
-            context.load_verify_locations(cafile=str(crt))
-        for cert in sorted(directory.glob("*.cert")):  # a client certificate, as skopeo reads
-            key = cert.with_suffix(".key")
-            if key.is_file():
-                context.load_cert_chain(str(cert), str(key))
-    return context
 
 
 class _Response:
@@ -174,22 +150,15 @@ def verify_credentials(
     registry: Registry,
     username: str,
     secret: str,
-    *,
-    insecure: bool = False,
-    ca_file: Path | None = None,
-    cert_dir: Path | None = None,
+    trust: TlsTrust,
 ) -> str:
     """Check ``username`` and ``secret`` with the registry; return how ("basic", "bearer", or
     "none" when the registry asks for no credentials). AuthFailed if it refuses them."""
-    return check_credentials(
-        registry, username, secret, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir
-    ).how
+    return check_credentials(registry, username, secret, trust).how
 
 
-def client_for(
-    registry: Registry, insecure: bool, ca_file: Path | None, cert_dir: Path | None
-) -> Client:
-    context = None if registry.plain_http else ssl_context(registry, insecure, ca_file, cert_dir)
+def client_for(registry: Registry, trust: TlsTrust) -> Client:
+    context = None if registry.plain_http else trust.context(registry.host)
     return Client(registry, context)
 
 
@@ -197,13 +166,10 @@ def check_credentials(
     registry: Registry,
     username: str,
     secret: str,
-    *,
-    insecure: bool = False,
-    ca_file: Path | None = None,
-    cert_dir: Path | None = None,
+    trust: TlsTrust,
 ) -> Verified:
     """As ``verify_credentials``, keeping the challenge and the token for a closer look."""
-    client = client_for(registry, insecure, ca_file, cert_dir)
+    client = client_for(registry, trust)
     ping = client.get(f"{registry.url}/v2/")
     if ping.status == 200:
         return Verified("none", None, "", client)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import NamedTuple
 
 from idpwrap import log
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from idpwrap.creds.credentials import Credentials
+    from idpwrap.tls import TlsTrust
 
 SERVICE = "container_registry"
 WRITE_SCOPES = ("write:package", "all")
@@ -45,12 +45,6 @@ class Account(NamedTuple):
         return f"Gitea user {username}"
 
 
-class Tls(NamedTuple):
-    insecure: bool = False
-    ca_file: Path | None = None
-    cert_dir: Path | None = None
-
-
 def is_gitea(challenge: object) -> bool:
     params = getattr(challenge, "params", {})
     return getattr(challenge, "scheme", "") == "bearer" and params.get("service") == SERVICE
@@ -67,16 +61,13 @@ def token_claims(token: str) -> dict:
     return claims if isinstance(claims, dict) else {}
 
 
-def account(registry: Registry, username: str, secret: str, tls: Tls) -> Account | None:
+def account(registry: Registry, username: str, secret: str, trust: TlsTrust) -> Account | None:
     """The account behind the credentials if the registry is Gitea, else None.
 
     AuthFailed when Gitea refuses the credentials themselves."""
     from idpwrap.registry import api as registry_api
 
-    verified = registry_api.check_credentials(
-        registry, username, secret, insecure=tls.insecure, ca_file=tls.ca_file,
-        cert_dir=tls.cert_dir,
-    )  # fmt: skip
+    verified = registry_api.check_credentials(registry, username, secret, trust)
     if not is_gitea(verified.challenge):
         return None
     claims = token_claims(verified.token)
@@ -96,13 +87,13 @@ def account(registry: Registry, username: str, secret: str, tls: Tls) -> Account
 
 
 def explain_refused_push(
-    credentials: Credentials, destination: Destination, tls: Tls
+    credentials: Credentials, destination: Destination, trust: TlsTrust
 ) -> AuthFailed | None:
     """Why Gitea refused a push with credentials it accepts; None when that is not the case
     (not Gitea, or the credentials themselves are wrong: the first message stands)."""
     registry, username = destination.registry, credentials.username
     try:
-        found = account(registry, username, credentials.secret, tls)
+        found = account(registry, username, credentials.secret, trust)
     except IdpwrapError as error:
         log.debug("no closer look at the refusal: %s", error)
         return None
@@ -127,10 +118,10 @@ def explain_refused_push(
 
 
 def announce_lowercased_tag(
-    destination: Destination, tls: Tls, notice: Callable[[str], None]
+    destination: Destination, trust: TlsTrust, notice: Callable[[str], None]
 ) -> bool:
     """A tag with capitals going to Gitea: say how Gitea will keep it. True if it is Gitea."""
-    if not lowercases_tags(destination.registry, tls):
+    if not lowercases_tags(destination.registry, trust):
         return False
     lowered = destination.tag.lower()
     notice(
@@ -141,13 +132,13 @@ def announce_lowercased_tag(
 
 
 def check_lowercased_tag(
-    destination: Destination, credentials: Credentials, digest: str, tls: Tls
+    destination: Destination, credentials: Credentials, digest: str, trust: TlsTrust
 ) -> Destination:
     """After the push, the tag as Gitea keeps it must name the pushed image."""
     lowered = destination._replace(tag=destination.tag.lower())
     found = stored_digest(
         destination.registry, credentials.username, credentials.secret,
-        destination.repository, lowered.tag, tls,
+        destination.repository, lowered.tag, trust,
     )  # fmt: skip
     if found != digest:
         raise PushFailed(
@@ -157,11 +148,11 @@ def check_lowercased_tag(
     return lowered
 
 
-def lowercases_tags(registry: Registry, tls: Tls) -> bool:
+def lowercases_tags(registry: Registry, trust: TlsTrust) -> bool:
     """Is this Gitea, which stores and looks up tags lowercased (manifest.go)? One GET /v2/."""
     from idpwrap.registry import api as registry_api
 
-    client = registry_api.client_for(registry, tls.insecure, tls.ca_file, tls.cert_dir)
+    client = registry_api.client_for(registry, trust)
     try:
         ping = client.get(f"{registry.url}/v2/")
     except IdpwrapError as error:
@@ -172,15 +163,12 @@ def lowercases_tags(registry: Registry, tls: Tls) -> bool:
 
 
 def stored_digest(
-    registry: Registry, username: str, secret: str, repository: str, tag: str, tls: Tls
+    registry: Registry, username: str, secret: str, repository: str, tag: str, trust: TlsTrust
 ) -> str:
     """The digest Gitea keeps under ``tag`` (as it stores it), or "" if it has none."""
     from idpwrap.registry import api as registry_api
 
-    verified = registry_api.check_credentials(
-        registry, username, secret, insecure=tls.insecure, ca_file=tls.ca_file,
-        cert_dir=tls.cert_dir,
-    )  # fmt: skip
+    verified = registry_api.check_credentials(registry, username, secret, trust)
     authorization = f"Bearer {verified.token}" if verified.token else None
     if verified.how == "basic":
         authorization = registry_api.basic_authorization(username, secret)

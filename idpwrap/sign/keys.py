@@ -15,43 +15,33 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 
 from idpwrap import log
-from idpwrap.errors import SigningError, ToolMissing, UsageError
+from idpwrap.errors import SigningError, ToolMissing, ToolNotRun, UsageError
 from idpwrap.scratch import remove_tree, unlinked_file
-from idpwrap.tools import procs
+from idpwrap.tools import cosign, procs, skopeo
 
 PASSPHRASE_VARIABLE = "IDPWRAP_SIGN_PASSPHRASE"
 PROBE_TIMEOUT = 30
+KEY_TOOL_TIMEOUT = 120
 INSTALL_HINT = "install cosign (Debian: apt-get install cosign; scripts/setup does it)"
 
 
 def find_tool(name: str) -> str | None:
-    return shutil.which(name, path=procs.child_environment()["PATH"])
-
-
-def _output(argv: list[str]) -> tuple[int, str]:
-    import subprocess
-
-    try:
-        done = subprocess.run(
-            argv, env=procs.child_environment(), capture_output=True, text=True,
-            timeout=PROBE_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return 1, str(error)
-    return done.returncode, done.stdout + done.stderr
+    return procs.find_program(name)
 
 
 def skopeo_can_generate() -> bool:
     """skopeo 1.9 answers ``generate-sigstore-key --help`` with its general help (exit 0)."""
     if find_tool("skopeo") is None:
         return False
-    code, text = _output(["skopeo", "generate-sigstore-key", "--help"])
-    return code == 0 and "--output-prefix" in text
+    try:
+        done = procs.run(skopeo.generate_key_help_argv(), timeout=PROBE_TIMEOUT)
+    except ToolNotRun:
+        return False
+    return done.exit_code == 0 and "--output-prefix" in done.stdout + done.stderr
 
 
 def read_passphrase(
@@ -107,15 +97,13 @@ def generate(prefix: str, passphrase: str) -> tuple[str, str, str]:
             tool = "skopeo"
             with passphrase_fd(passphrase) as fd:
                 finished = run_collecting(
-                    ["skopeo", "generate-sigstore-key", "--output-prefix",
-                     os.path.join(work, "key"), "--passphrase-file", f"/dev/fd/{fd}"],
-                    pass_fds=(fd,),
-                )  # fmt: skip
+                    skopeo.generate_key_argv(os.path.join(work, "key"), fd), pass_fds=(fd,)
+                )
             made = (os.path.join(work, "key.private"), os.path.join(work, "key.pub"))
         elif find_tool("cosign"):
             tool = "cosign"
             finished = run_collecting(
-                ["cosign", "generate-key-pair", "--output-key-prefix", "key"],
+                cosign.generate_key_pair_argv("key"),
                 cwd=work, extra_env={"COSIGN_PASSWORD": passphrase},
             )  # fmt: skip
             made = (os.path.join(work, "key.key"), os.path.join(work, "key.pub"))
@@ -147,15 +135,14 @@ def run_collecting(
     extra_env: dict[str, str] | None = None,
     pass_fds: tuple[int, ...] = (),
 ) -> tuple[int, str]:
-    """Exit code and the last line a tool printed (its reason on failure)."""
-    import subprocess
-
+    """Exit code and the last line a tool printed (its reason on failure); a tool that cannot
+    run or hangs is exit code 1 with the reason."""
     try:
-        done = subprocess.run(
-            argv, env=procs.child_environment(extra_env), cwd=cwd, capture_output=True,
-            text=True, check=False, pass_fds=pass_fds, stdin=subprocess.DEVNULL, timeout=120,
+        done = procs.run(
+            argv, timeout=KEY_TOOL_TIMEOUT, env=procs.child_environment(extra_env), cwd=cwd,
+            pass_fds=pass_fds,
         )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except ToolNotRun as error:
         return 1, str(error)
     lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    return done.returncode, lines[-1] if lines else f"exit code {done.returncode}"
+    return done.exit_code, lines[-1] if lines else f"exit code {done.exit_code}"

@@ -23,10 +23,12 @@ from idpwrap.creds import sources as creds
 from idpwrap.errors import SigningError, ToolMissing, UsageError
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.sign import keys as sigstore
+from idpwrap.tools import cosign, procs, skopeo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from idpwrap.refs import Registry
+    from idpwrap.tls import TlsTrust
 
 SIGSTORE_DISABLED = "sigstore disabled"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -36,42 +38,6 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 def attachment_tag(digest: str) -> str:
     """cosign's tag for the signatures of ``digest``."""
     return digest.replace(":", "-", 1) + ".sig"
-
-
-class Tls:
-    """How a tool reaches the registry: plain HTTP, unverified TLS, or a CA file/dir."""
-
-    __slots__ = ("ca_file", "cert_dir", "insecure", "registry")
-
-    def __init__(
-        self,
-        registry: Registry,
-        insecure: bool = False,
-        ca_file: str | None = None,
-        cert_dir: str | None = None,
-    ) -> None:
-        self.registry = registry
-        self.insecure = insecure
-        self.ca_file = ca_file
-        self.cert_dir = cert_dir
-
-    def cosign_arguments(self, work: str) -> list[str]:
-        """cosign's flags; a --cert-dir's *.crt become one bundle in ``work``."""
-        if self.registry.plain_http:
-            return ["--allow-http-registry=true", "--allow-insecure-registry=true"]
-        if self.insecure:
-            return ["--allow-insecure-registry=true"]
-        if self.ca_file:
-            return ["--registry-cacert", str(self.ca_file)]
-        if self.cert_dir:
-            bundle = os.path.join(work, "ca-bundle.crt")
-            with open(bundle, "wb") as out:
-                for name in sorted(os.listdir(self.cert_dir)):
-                    if name.endswith(".crt"):
-                        with open(os.path.join(self.cert_dir, name), "rb") as part:
-                            out.write(part.read().rstrip(b"\n") + b"\n")
-            return ["--registry-cacert", bundle]
-        return []
 
 
 @contextlib.contextmanager
@@ -91,14 +57,6 @@ def docker_config(registry_host: str, credentials: creds.Credentials | None) -> 
         remove_tree(directory)
 
 
-def cosign_environment(config_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    from idpwrap.tools import procs
-
-    # cosign keeps caches under HOME: a private one leaves nothing in the user's.
-    values = {"DOCKER_CONFIG": config_dir, "HOME": config_dir, **(extra or {})}
-    return procs.child_environment(values)
-
-
 class Signer:
     """The key and passphrase of one push, the tool that signs, and what it has signed."""
 
@@ -116,52 +74,37 @@ class Signer:
         return (repository, digest) not in self.signed
 
     @contextlib.contextmanager
-    def skopeo_arguments(self, registry_host: str) -> Iterator[tuple[list[str], list[str], int]]:
-        """(global options, copy options, the passphrase's fd) for a signing ``skopeo copy``."""
+    def skopeo_copy(self, argv: list[str], registry_host: str) -> Iterator[tuple[list[str], int]]:
+        """A ``skopeo copy`` argv that also signs, and the passphrase's fd it must inherit."""
         directory = private_directory("idpwrap-sign-")
         try:
             with open(os.path.join(directory, "idpwrap.yaml"), "w", encoding="utf-8") as file:
                 file.write(f"docker:\n  {json.dumps(registry_host)}:\n"
                            "    use-sigstore-attachments: true\n")  # fmt: skip
             with sigstore.passphrase_fd(self.passphrase) as fd:
-                yield (
-                    ["--registries.d", directory],
-                    ["--sign-by-sigstore-private-key", self.key,
-                     "--sign-passphrase-file", f"/dev/fd/{fd}"],
-                    fd,
-                )  # fmt: skip
+                yield skopeo.with_signing(argv, directory, self.key, fd), fd
         finally:
             remove_tree(directory)
 
     def sign_with_cosign(
         self,
         reference: str,
-        tls: Tls,
+        registry: Registry,
+        trust: TlsTrust,
         credentials: creds.Credentials | None,
-        notice: Callable[[str], None],
     ) -> None:
         """``cosign sign`` of ``HOST/REPO@DIGEST``, signature stored in the registry."""
-        from idpwrap.tools import procs
-
-        with docker_config(tls.registry.host, credentials) as config_dir:
-            argv = ["cosign", "sign", "--key", self.key, "--tlog-upload=false", "--yes",
-                    *tls.cosign_arguments(config_dir), reference]  # fmt: skip
+        with docker_config(registry.host, credentials) as config_dir:
+            flags = cosign.registry_flags(registry, trust, config_dir)
+            argv = cosign.sign_argv(self.key, reference, flags)
             log.debug("running %s", " ".join(argv))
             output: list[str] = []
             finished = procs.run_streaming(
                 argv, output.append, merge_stderr=True,
-                env=cosign_environment(config_dir, {"COSIGN_PASSWORD": self.passphrase}),
+                env=cosign.environment(config_dir, {"COSIGN_PASSWORD": self.passphrase}),
             )  # fmt: skip
         if finished.exit_code != 0:
-            raise SigningError(f"cosign could not sign {reference}: {cosign_reason(output)}")
-
-
-def cosign_reason(output: list[str]) -> str:
-    lines = [line.strip() for line in "".join(output).splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:")]
-    if errors:
-        return errors[-1].removeprefix("Error:").strip()
-    return lines[-1] if lines else "no output"
+            raise SigningError(f"cosign could not sign {reference}: {cosign.reason(output)}")
 
 
 def prepare(key: str, passphrase_file: str | None) -> Signer:
@@ -188,7 +131,7 @@ def prepare(key: str, passphrase_file: str | None) -> Signer:
     if sigstore.find_tool("cosign"):
         # cosign signs after the push: a passphrase that cannot open the key must stop it first.
         code, reason = sigstore.run_collecting(
-            ["cosign", "public-key", "--key", key], extra_env={"COSIGN_PASSWORD": passphrase}
+            cosign.public_key_argv(key), extra_env={"COSIGN_PASSWORD": passphrase}
         )
         if code != 0:
             reason = reason.removeprefix("error during command execution: ")
@@ -214,13 +157,9 @@ def skopeo_signs(key: str, passphrase: str) -> bool:
         _write_probe_layout(layout)
         with sigstore.passphrase_fd(passphrase) as fd:
             code, reason = sigstore.run_collecting(
-                # dir: names no registry: the signature's identity is given.
-                ["skopeo", "copy", "--quiet", "--sign-by-sigstore-private-key", key,
-                 "--sign-passphrase-file", f"/dev/fd/{fd}",
-                 "--sign-identity", "localhost/idpwrap/probe:latest", f"oci:{layout}:probe",
-                 f"dir:{os.path.join(work, 'out')}"],
+                skopeo.sign_probe_argv(key, fd, layout, os.path.join(work, "out")),
                 pass_fds=(fd,),
-            )  # fmt: skip
+            )
     finally:
         remove_tree(work)
     if code == 0:
@@ -274,16 +213,16 @@ def signing_copy(
         return
     if notice is not None:
         notice(f"signing {repository}@{digest} with {signer.key} (skopeo, during the copy)")
-    with signer.skopeo_arguments(registry_host) as (global_options, copy_options, fd):
-        # skopeo GLOBAL copy OPTIONS... SOURCE DEST
-        yield [argv[0], *global_options, *argv[1:-2], *copy_options, *argv[-2:]], (fd,)
+    with signer.skopeo_copy(argv, registry_host) as (signing_argv, fd):
+        yield signing_argv, (fd,)
 
 
 def after_push(
     signer: Signer | None,
     repository_reference: str,
     digest: str,
-    tls: Tls,
+    registry: Registry,
+    trust: TlsTrust,
     credentials: creds.Credentials | None,
     notice: Callable[[str], None],
 ) -> None:
@@ -293,7 +232,7 @@ def after_push(
     reference = f"{repository_reference}@{digest}"
     if signer.tool == "cosign":
         notice(f"signing {reference} with {signer.key} (cosign)")
-        signer.sign_with_cosign(reference, tls, credentials, notice)
+        signer.sign_with_cosign(reference, registry, trust, credentials)
     signer.signed.add((repository_reference, digest))
     notice(f"signed {reference}: signature stored as {repository_reference}:"
            f"{attachment_tag(digest)} ({signer.tool})")  # fmt: skip

@@ -24,8 +24,13 @@ from idpwrap.errors import (
     UsageError,
 )
 from idpwrap.sign import keys as sigstore
-from idpwrap.sign.signing import Tls, cosign_environment, cosign_reason, docker_config
-from idpwrap.tools import procs
+from idpwrap.sign.signing import docker_config
+from idpwrap.tools import cosign, procs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.refs import Registry
+    from idpwrap.tls import TlsTrust
 
 NO_SIGNATURES = 10
 NO_SUCH_IMAGE = 11
@@ -34,7 +39,11 @@ DIGEST_CLAIM = "invalid or missing digest in claim"
 
 
 def verify(
-    reference: str, key: str, tls: Tls, credentials: creds.Credentials | None
+    reference: str,
+    key: str,
+    registry: Registry,
+    trust: TlsTrust,
+    credentials: creds.Credentials | None,
 ) -> tuple[str, int]:
     """The digest the signatures vouch for and how many verified; NotVerified otherwise."""
     try:
@@ -47,15 +56,15 @@ def verify(
         raise ToolMissing(f"verifying needs cosign: {sigstore.INSTALL_HINT}")
     output: list[str] = []
     errors: list[str] = []
-    with docker_config(tls.registry.host, credentials) as config_dir:
-        argv = ["cosign", "verify", "--key", key, "--insecure-ignore-tlog=true",
-                *tls.cosign_arguments(config_dir), reference]  # fmt: skip
+    with docker_config(registry.host, credentials) as config_dir:
+        flags = cosign.registry_flags(registry, trust, config_dir)
+        argv = cosign.verify_argv(key, reference, flags)
         log.debug("running %s", " ".join(argv))
-        finished = procs.run_streaming(argv, output.append, env=cosign_environment(config_dir))
+        finished = procs.run_streaming(argv, output.append, env=cosign.environment(config_dir))
         errors.append(finished.stderr)
     if finished.exit_code == 0:
         return _signed_digest("".join(output), reference)
-    raise _failure(finished.exit_code, errors, reference, key, tls)
+    raise _failure(finished.exit_code, errors, reference, key, registry)
 
 
 def _signed_digest(stdout: str, reference: str) -> tuple[str, int]:
@@ -69,8 +78,10 @@ def _signed_digest(stdout: str, reference: str) -> tuple[str, int]:
     return digests.pop(), len(claims)
 
 
-def _failure(code: int, stderr: list[str], reference: str, key: str, tls: Tls) -> IdpwrapError:
-    reason = cosign_reason(stderr)
+def _failure(
+    code: int, stderr: list[str], reference: str, key: str, registry: Registry
+) -> IdpwrapError:
+    reason = cosign.reason(stderr)
     lowered = reason.lower()
     if code == NO_SIGNATURES:
         return NotVerified(f"{reference} is not signed: no signature in its repository"
@@ -85,11 +96,11 @@ def _failure(code: int, stderr: list[str], reference: str, key: str, tls: Tls) -
     if code == NO_MATCHING_SIGNATURE:
         return NotVerified(f"{reference} is not signed by {key}: {reason}")
     if "x509" in lowered or "certificate" in lowered:
-        return TlsNotTrusted(f"TLS: {tls.registry.host} is not trusted ({reason}): pass"
+        return TlsNotTrusted(f"TLS: {registry.host} is not trusted ({reason}): pass"
                              " --ca-file PEM or --cert-dir DIR, or --insecure")  # fmt: skip
     if "unauthorized" in lowered or "denied" in lowered or "401" in lowered:
-        return AuthFailed(f"{tls.registry.host} refused to show {reference}: {reason}; give"
+        return AuthFailed(f"{registry.host} refused to show {reference}: {reason}; give"
                           " credentials (GITEA_USERNAME/GITEA_TOKEN, idpwrap login)")  # fmt: skip
     if "connection refused" in lowered or "no such host" in lowered or "timeout" in lowered:
-        return RegistryUnreachable(f"cannot reach {tls.registry.host}: {reason}")
+        return RegistryUnreachable(f"cannot reach {registry.host}: {reason}")
     return NotVerified(f"cosign could not verify {reference}: {reason} (exit code {code})")

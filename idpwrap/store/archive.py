@@ -24,7 +24,6 @@ from idpwrap.store.layout import (
     is_blob_name,
     walk_blobs,
 )
-from idpwrap.tools import procs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -286,14 +285,11 @@ def _colon_free(path: Path, link: Path) -> Path:
 
 
 def _skopeo_copy(source: str, destination: str) -> None:
-    from idpwrap.tools.skopeo import FATAL_MESSAGE
+    from idpwrap.tools import skopeo
 
-    # A local conversion of a file the user handed us: there is no signature to check.
-    argv = ["skopeo", "copy", "--quiet", "--insecure-policy", source, destination]
-    log.debug("running %s", " ".join(argv))
-    finished = procs.run_streaming(argv, lambda text: None, env=procs.child_environment())
+    finished = skopeo.convert(source, destination)
     if finished.exit_code != 0:
-        match = FATAL_MESSAGE.search(finished.stderr)
+        match = skopeo.FATAL_MESSAGE.search(finished.stderr)
         lines = finished.stderr.strip().splitlines()
         detail = match.group(1) if match else (lines[-1] if lines else f"exit {finished.exit_code}")
         raise ArchiveError(f"skopeo cannot read {source}: {detail}")

@@ -82,18 +82,13 @@ def buildah_ulimits(buildah: str, version: Callable[[str], str] | None = None) -
 
 
 def _version(buildah: str) -> str:
-    import subprocess
-
+    from idpwrap.errors import ToolNotRun
     from idpwrap.tools import procs
 
     try:
-        done = subprocess.run(
-            [buildah, "--version"], capture_output=True, text=True, timeout=20, check=False,
-            env=procs.child_environment(),
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+        return procs.run([buildah, "--version"], timeout=20).stdout
+    except ToolNotRun:
         return ""
-    return done.stdout
 
 
 def describe(limits: dict[str, int], buildah_version: str) -> str:

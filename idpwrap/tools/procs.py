@@ -1,12 +1,14 @@
-"""Running buildah and skopeo: tied to our life, with an explicit environment, output streamed.
+"""Running tools: finding a program, short runs that collect their output (``run``), and
+buildah and skopeo tied to our life, with an explicit environment, output streamed.
 
-Children get ``PR_SET_PDEATHSIG`` so a ``kill -9`` of idpwrap does not leave them running as
-orphans, and SIGINT/SIGTERM received by idpwrap are forwarded to them before we report the
-interruption.
+Streamed children get ``PR_SET_PDEATHSIG`` so a ``kill -9`` of idpwrap does not leave them
+running as orphans, and SIGINT/SIGTERM received by idpwrap are forwarded to them before we
+report the interruption.
 
-This is ``os.fork``/``os.execvpe`` and a ``select`` loop rather than ``sh`` or ``subprocess``:
-importing ``sh`` costs about 80 ms here (it pulls in asyncio) and ``subprocess`` about 15 ms,
-while everything a push may add to the ``skopeo copy`` it runs is about 30 ms.
+Streaming is ``os.fork``/``os.execvpe`` and a ``select`` loop rather than ``sh`` or
+``subprocess``: importing ``sh`` costs about 80 ms here (it pulls in asyncio) and ``subprocess``
+about 15 ms, while everything a push may add to the ``skopeo copy`` it runs is about 30 ms. A
+short run, which a push does not make, imports ``subprocess`` when it happens.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from idpwrap.errors import EXIT_TERMINATED, Interrupted, ToolMissing
+from idpwrap.errors import EXIT_TERMINATED, Interrupted, ToolMissing, ToolNotRun
 
 PR_SET_PDEATHSIG = 1
 # util-linux's setpriv sets the parent-death signal and execs the tool in about 1 ms; asking
@@ -121,8 +123,11 @@ def _exec_child(
         os._exit(127)
 
 
-def find_program(name: str, path: str) -> str:
-    """The executable ``name`` on ``path`` (a PATH value), or ToolMissing."""
+def find_program(name: str, path: str | None = None) -> str | None:
+    """The executable ``name`` (a bare name looked up on ``path``, a PATH value, by default the
+    one a child gets; or a path to it), or None."""
+    if not path:
+        path = os.environ.get("PATH") or DEFAULT_PATH
     if os.sep in name:
         candidates = [name]
     else:
@@ -130,7 +135,68 @@ def find_program(name: str, path: str) -> str:
     for candidate in candidates:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    raise ToolMissing.named(os.path.basename(name))
+    return None
+
+
+def require_program(name: str, path: str | None = None) -> str:
+    """As ``find_program``, but a missing program is ToolMissing (exit code 7)."""
+    found = find_program(name, path)
+    if found is None:
+        raise ToolMissing.named(os.path.basename(name))
+    return found
+
+
+class Completed(namedtuple("Completed", "exit_code stdout stderr")):
+    """A short run's exit code and its output, decoded."""
+
+    __slots__ = ()
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    cwd: str | None = None,
+    pass_fds: Sequence[int] = (),
+    what: str | None = None,
+) -> Completed:
+    """Run a short tool to its end and collect its output: a credential helper, git, a
+    version probe, a key tool. Not for buildah's builds or skopeo's copies: those stream
+    (``run_streaming``).
+
+    One policy for all of them: the environment is explicit (``child_environment()`` unless
+    ``env`` is given: a credential helper gets its session, minus our secrets); stdin is
+    ``stdin`` (a credential helper reads the registry's name there) or nothing, never the
+    terminal; a program that cannot start, or outlives ``timeout`` seconds (it is killed),
+    raises ToolNotRun, named ``what`` (default: the program's name), whose ``timed_out`` and
+    ``reason`` let the caller say it in its own words. A non-zero exit is the caller's to read.
+    """
+    import subprocess
+
+    name = what or os.path.basename(argv[0])
+    try:
+        done = subprocess.run(
+            list(argv), input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True, timeout=timeout, check=False, cwd=cwd, pass_fds=tuple(pass_fds),
+            env=child_environment() if env is None else dict(env),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise ToolNotRun(
+            f"{name} did not finish within {timeout:g} s", timed_out=True, reason="timed out"
+        ) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ToolNotRun(f"cannot run {name}: {reason}", timed_out=False, reason=reason) from None
+    return Completed(
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
 
 
 def _spawn(
@@ -141,7 +207,7 @@ def _spawn(
     pass_fds: Sequence[int],
     cwd: str | None = None,
 ) -> int:
-    argv = [find_program(argv[0], env.get("PATH", DEFAULT_PATH)), *argv[1:]]
+    argv = [require_program(argv[0], env.get("PATH", DEFAULT_PATH)), *argv[1:]]
     if cwd is None and os.access(SETPRIV, os.X_OK):
         return _spawn_with_setpriv(argv, env, stdout, stderr, pass_fds)
     report_read, report_write = os.pipe()  # both close-on-exec: an exec closes the report

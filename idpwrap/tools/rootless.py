@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from idpwrap.errors import SetupError
+from idpwrap.tools import procs
 
 SUBUID_FILE = "/etc/subuid"
 SUBGID_FILE = "/etc/subgid"
@@ -38,7 +39,6 @@ FIRST_SUBORDINATE_ID = 100000
 ROOTLESS_OVERLAY_KERNEL = (5, 13)
 # Filesystems the kernel's overlay cannot use as its upper layer.
 NO_NATIVE_OVERLAY = {"overlay", "aufs", "nfs", "nfs4", "cifs", "smb3", "fuse", "ecryptfs"}
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Storage(namedtuple("Storage", "root runroot driver mount_program reason")):
@@ -113,14 +113,6 @@ def filesystem_type(path: Path, mountinfo: str | None = None) -> str:
         if inside and len(mount_point) >= len(best):
             best, best_type = mount_point, fs_type
     return best_type
-
-
-def find_program(name: str, path: str | None = None) -> str | None:
-    for directory in (path or os.environ.get("PATH") or DEFAULT_PATH).split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def choose_driver(
@@ -198,7 +190,7 @@ def default_storage(environ: Mapping[str, str] | None = None) -> Storage:
     environ = os.environ if environ is None else environ
     uid = os.geteuid()
     root = data_home(environ) / "idpwrap" / "buildah"
-    fuse_program = find_program(FUSE_OVERLAYFS, environ.get("PATH"))
+    fuse_program = procs.find_program(FUSE_OVERLAYFS, environ.get("PATH"))
     driver, program, reason = choose_driver(
         rootless=uid != 0,
         kernel=kernel_version(),
@@ -357,7 +349,7 @@ def current_problems(environ: Mapping[str, str] | None = None) -> list[Problem]:
         except OSError:
             return None
 
-    path = environ.get("PATH") or DEFAULT_PATH
+    path = environ.get("PATH") or procs.DEFAULT_PATH
     return rootless_problems(
         user=user_name(uid),
         uid=uid,
@@ -366,8 +358,8 @@ def current_problems(environ: Mapping[str, str] | None = None) -> list[Problem]:
         nsswitch_text=read_text(NSSWITCH_FILE),
         max_user_namespaces=sysctl("user.max_user_namespaces"),
         unprivileged_userns_clone=sysctl("kernel.unprivileged_userns_clone"),
-        newuidmap=find_program("newuidmap", path),
-        newgidmap=find_program("newgidmap", path),
+        newuidmap=procs.find_program("newuidmap", path),
+        newgidmap=procs.find_program("newgidmap", path),
     )
 
 

@@ -1,21 +1,17 @@
-"""The skopeo command line: ``copy`` from the store to a registry, under a pseudo-terminal."""
+"""The skopeo command line: ``copy`` from the store to a registry under a pseudo-terminal, the
+conversions and probes around it, and what its failures say, in neutral terms (``Failure``).
+
+What a failure means to the user, Gitea's and ingress-nginx's ways included, is
+``idpwrap.push.failures``'s to say.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from idpwrap.errors import (
-    AuthFailed,
-    BodyTooLarge,
-    IdpwrapError,
-    OwnerNotFound,
-    PushFailed,
-    RegistryUnreachable,
-    StoreError,
-    TlsNotTrusted,
-)
+from idpwrap import log
 from idpwrap.refs import Registry
 from idpwrap.tools import procs
 
@@ -23,35 +19,43 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from idpwrap.tls import TlsTrust
+
 # Wide enough that no bar is cut ("skipped: alre…" at 40 columns, "…" on a 0x0 pty).
 TERMINAL_SIZE = (50, 200)
-ANONYMOUS_TRIED = (
-    "--username with --password-stdin, GITEA_USERNAME with GITEA_TOKEN or GITEA_PASSWORD,"
-    " REGISTRY_USERNAME with REGISTRY_PASSWORD"
-)
-# Gitea's ctx.NotFound for an owner that does not exist, as skopeo 1.9.3 quotes it: "initiating
-# layer upload to /v2/nosuch/hello/blobs/uploads/ in HOST: StatusCode: 404, Not found.\n"; 1.18.0
-# quotes the body: "... StatusCode: 404, \"Not found.\\n\""
 # A store blob gone or altered under the push layout, in skopeo 1.9.3's words: "reading blob
 # sha256:X: open /tmp/idpwrap-push-.../layout/blobs/sha256/X: no such file or directory" and
 # "... happened during read: Digest did not match, expected sha256:X, got sha256:Y".
 MISSING_BLOB = re.compile(r"reading blob (sha256:[0-9a-f]{64}): open \S+: no such file")
 ALTERED_BLOB = re.compile(r"Digest did not match, expected (sha256:[0-9a-f]{64}), got (\S+)")
-UNKNOWN_OWNER = re.compile(r'/v2/([^/\s]+)/\S* in \S+: StatusCode: 404, (?:\\?")?Not found\.')
+# A registry's answer as containers/image quotes it: "initiating layer upload to
+# /v2/nosuch/hello/blobs/uploads/ in HOST: StatusCode: 404, Not found.\n" (skopeo 1.9.3);
+# 1.18.0 quotes the body: "... StatusCode: 404, \"Not found.\\n\"".
+ANSWER = re.compile(r"(?:(/v2/\S*) in \S+: )?StatusCode: (\d{3}), (.*)", re.I | re.DOTALL)
+# Trading credentials for a token failed: "... obtain access token: invalid status code from
+# registry 404".
+TOKEN_ANSWER = re.compile(r"obtain access token: invalid status code from registry (\d{3})", re.I)
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
 # In skopeo's words: the token endpoint refused the credentials ...
 REFUSED_MARKERS = ("invalid username/password", "unable to retrieve auth token")
 # ... the registry wants (other) credentials ...
 AUTH_MARKERS = ("unauthorized", "authentication required", "status 401")
-# ... or it knows who we are and refuses the push.
+# ... or it knows who we are and refuses the request.
 DENIED_MARKERS = ("denied", "status 403", "insufficient_scope")
+# The registry could not be reached, or the connection was cut under an upload (a registry
+# restart, a proxy dropping it).
+UNREACHABLE_MARKERS = (
+    "connection refused", "no such host", "i/o timeout", "network is unreachable",
+    "connection reset", "no route to host", "server misbehaving",
+    "broken pipe", "use of closed network connection", "tls handshake timeout",
+)  # fmt: skip
 
 
 class CopyOptions(
     namedtuple(
         "CopyOptions",
-        "registry authfile_fd digestfile tls_verify cert_dir retry_times extra_fds all_images",
-        defaults=(True, None, 3, (), False),
+        "registry authfile_fd digestfile tls retry_times extra_fds all_images",
+        defaults=(None, 3, (), False),
     )
 ):
     """How one ``skopeo copy`` reaches the registry."""
@@ -60,11 +64,23 @@ class CopyOptions(
     registry: Registry
     authfile_fd: int
     digestfile: str | Path
-    tls_verify: bool
-    cert_dir: str | Path | None
+    tls: TlsTrust | None  # its CAs in a directory (TlsTrust.cert_dir_in); None: the system's
     retry_times: int
     extra_fds: tuple[int, ...]  # more descriptors the child reads as /dev/fd/N (a passphrase)
     all_images: bool  # the source is an image index: copy every child, then the index
+
+
+def destination_tls_flags(registry: Registry, trust: TlsTrust | None) -> list[str]:
+    """``--dest-tls-verify`` and ``--dest-cert-dir`` for ``registry``. skopeo reads CAs only
+    from a directory: a CA file must have been put in one (``TlsTrust.cert_dir_in``)."""
+    if trust is not None and trust.ca_file:
+        raise ValueError("skopeo takes a directory of CAs: use TlsTrust.cert_dir_in first")
+    flags = []
+    if registry.plain_http or (trust is not None and trust.insecure):
+        flags.append("--dest-tls-verify=false")
+    if trust is not None and trust.cert_dir:
+        flags += ["--dest-cert-dir", trust.cert_dir]
+    return flags
 
 
 def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
@@ -78,14 +94,22 @@ def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
         "--retry-times",
         str(options.retry_times),
         "--preserve-digests",
+        *destination_tls_flags(options.registry, options.tls),
     ]
-    if options.registry.plain_http or not options.tls_verify:
-        argv.append("--dest-tls-verify=false")
-    if options.cert_dir is not None:
-        argv += ["--dest-cert-dir", str(options.cert_dir)]
     if options.all_images:
         argv.append("--multi-arch=all")  # skopeo 1.9.3 and 1.18 alike (--all is older)
     return [*argv, source, destination]
+
+
+def with_signing(argv: list[str], registries_d: str, key: str, passphrase_fd: int) -> list[str]:
+    """A ``copy_argv`` that also signs with a sigstore private key; ``registries_d`` holds the
+    ``use-sigstore-attachments`` setting for the destination."""
+    # skopeo GLOBAL copy OPTIONS... SOURCE DEST
+    return [
+        argv[0], "--registries.d", registries_d, *argv[1:-2],
+        "--sign-by-sigstore-private-key", key, "--sign-passphrase-file", f"/dev/fd/{passphrase_fd}",
+        *argv[-2:],
+    ]  # fmt: skip
 
 
 def copy(
@@ -104,6 +128,89 @@ def copy(
     )
 
 
+def convert(source: str, destination: str) -> procs.Finished:
+    """A local ``skopeo copy`` between two transports (``docker-archive:`` to ``oci:``): a file
+    the user handed us, so there is no signature policy to check."""
+    argv = ["skopeo", "copy", "--quiet", "--insecure-policy", source, destination]
+    log.debug("running %s", " ".join(argv))
+    return procs.run_streaming(argv, lambda text: None, env=procs.child_environment())
+
+
+def sign_probe_argv(key: str, passphrase_fd: int, layout: str, output: str) -> list[str]:
+    """Sign a one-image OCI ``layout`` (its image named ``probe``) into ``dir:OUTPUT``: does
+    this skopeo sign with this key? ``dir:`` names no registry, so the identity is given."""
+    return [
+        "skopeo", "copy", "--quiet", "--sign-by-sigstore-private-key", key,
+        "--sign-passphrase-file", f"/dev/fd/{passphrase_fd}",
+        "--sign-identity", "localhost/idpwrap/probe:latest", f"oci:{layout}:probe",
+        f"dir:{output}",
+    ]  # fmt: skip
+
+
+def generate_key_help_argv() -> list[str]:
+    """skopeo 1.9 answers this with its general help (exit 0): look for ``--output-prefix``."""
+    return ["skopeo", "generate-sigstore-key", "--help"]
+
+
+def generate_key_argv(prefix: str, passphrase_fd: int) -> list[str]:
+    """PREFIX.private and PREFIX.pub, the passphrase read from ``/dev/fd/N``."""
+    return [
+        "skopeo", "generate-sigstore-key", "--output-prefix", prefix,
+        "--passphrase-file", f"/dev/fd/{passphrase_fd}",
+    ]  # fmt: skip
+
+
+class Failure(
+    namedtuple(
+        "Failure",
+        "exit_code message status body path token_status missing_blob altered_blob"
+        " tls_untrusted plain_http unauthorized denied credentials_refused unreachable",
+    )
+):
+    """What a failed skopeo run says, read without knowing which registry answered."""
+
+    __slots__ = ()
+    exit_code: int
+    message: str  # skopeo's own one-line reason (its last level=fatal msg)
+    status: int | None  # the HTTP status a registry answered (StatusCode: N), if quoted
+    body: str  # what followed that status: the answer's body as skopeo quotes it
+    path: str  # the /v2/... path of that request, if quoted
+    token_status: int | None  # the token endpoint's status when getting a token failed
+    missing_blob: str  # a source blob that is gone ("" if none)
+    altered_blob: tuple[str, str] | None  # (the blob expected, the digest read instead)
+    tls_untrusted: bool  # the registry's certificate did not verify
+    plain_http: bool  # an HTTPS request was answered in plain HTTP
+    unauthorized: bool  # the registry wants (other) credentials
+    denied: bool  # the registry knows who we are and refuses the request
+    credentials_refused: bool  # the token endpoint refused the credentials
+    unreachable: bool  # no connection, or one cut under a transfer
+
+
+def parse_failure(stderr: str, exit_code: int) -> Failure:
+    message = fatal_message(stderr)
+    lowered = message.lower()
+    answer = ANSWER.search(message)
+    token = TOKEN_ANSWER.search(message)
+    missing, altered = MISSING_BLOB.search(message), ALTERED_BLOB.search(message)
+    return Failure(
+        exit_code=exit_code,
+        message=message,
+        status=int(answer.group(2)) if answer else None,
+        body=answer.group(3) if answer else "",
+        path=(answer.group(1) or "") if answer else "",
+        token_status=int(token.group(1)) if token else None,
+        missing_blob=missing.group(1) if missing else "",
+        altered_blob=(altered.group(1), altered.group(2)) if altered else None,
+        tls_untrusted="x509:" in lowered or ("certificate" in lowered and "verify" in lowered),
+        plain_http="server gave http response to https client" in lowered,
+        unauthorized=any(marker in lowered for marker in AUTH_MARKERS),
+        denied=any(marker in lowered for marker in DENIED_MARKERS),
+        credentials_refused=any(marker in lowered for marker in REFUSED_MARKERS),
+        unreachable=any(marker in lowered for marker in UNREACHABLE_MARKERS)
+        or re.search(r"\beof\b", lowered) is not None,
+    )
+
+
 def fatal_message(stderr: str) -> str:
     """skopeo's own one-line reason, from its ``level=fatal msg="..."`` line."""
     matches = FATAL_MESSAGE.findall(stderr)
@@ -113,127 +220,7 @@ def fatal_message(stderr: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
-def refusal_is_unclear(stderr: str) -> bool:
-    """A plain "unauthorized" after a token was issued: wrong credentials on a registry that
-    checks them per request, or (Gitea) an account or token that may not write there."""
-    lowered = fatal_message(stderr).lower()
-    return (
-        any(marker in lowered for marker in AUTH_MARKERS)
-        and not any(marker in lowered for marker in REFUSED_MARKERS)
-        and not any(marker in lowered for marker in DENIED_MARKERS)
-    )
-
-
-def classify_failure(
-    stderr: str,
-    exit_code: int,
-    registry: Registry,
-    credentials_source: str,
-    *,
-    username: str = "",
-    repository: str = "",
-    tried: Sequence[str] = (),
-    pending_size: int = 0,
-    image: str = "",
-    store_root: str = "",
-) -> IdpwrapError:
-    """Turn skopeo's failure into the error a user can act on.
-
-    ``credentials_source`` is empty for an anonymous push, whose message then lists ``tried``
-    (the sources looked at). ``username`` and ``repository`` make a refused push say who may
-    not push where; ``pending_size`` is the largest blob not yet uploaded (a body the proxy
-    refused).
-    """
-    message = fatal_message(stderr)
-    lowered = message.lower()
-    host = registry.host
-    # ingress-nginx's HTML 413 page: "uploading layer chunked: StatusCode: 413, <html>..."
-    if "statuscode: 413" in lowered and ("<html" in lowered or "entity too large" in lowered):
-        return BodyTooLarge.from_proxy(host, pending_size)
-    if "obtain access token: invalid status code from registry 404" in lowered:
-        # containers/image trades an auth file's identitytoken by POST /v2/token, which Gitea
-        # answers 404 (routers/api/packages/api.go: AuthenticateNotImplemented).
-        return AuthFailed(
-            f"{host} has no OAuth2 token endpoint (POST /v2/token answered 404, as Gitea's"
-            f" does): the identity token from {credentials_source or 'the auth file'} cannot be"
-            f" used there; give a username with a password or access token (idpwrap login"
-            f" {host}, or GITEA_USERNAME with GITEA_TOKEN)"
-        )
-    missing, altered = MISSING_BLOB.search(message), ALTERED_BLOB.search(message)
-    if missing or altered:
-        blob, got = (missing.group(1), "") if missing else (altered.group(1), altered.group(2))
-        return StoreError.damaged_blob(image, blob, store_root or "(the store)", got)
-    unknown_owner = UNKNOWN_OWNER.search(message)
-    if unknown_owner:
-        return OwnerNotFound.on_gitea(host, unknown_owner.group(1))
-    if "x509:" in lowered or ("certificate" in lowered and "verify" in lowered):
-        return TlsNotTrusted(
-            f"the TLS certificate of {host} is not trusted ({_tail(message)}): pass --ca-file"
-            " with its CA certificate, or --insecure to skip verification"
-        )
-    if "server gave http response to https client" in lowered:
-        return TlsNotTrusted(f"{host} speaks plain HTTP: use --registry http://{host}")
-    refused = any(marker in lowered for marker in AUTH_MARKERS)
-    denied = any(marker in lowered for marker in DENIED_MARKERS)
-    if (refused or denied) and not credentials_source:
-        return AuthFailed(
-            f"{host} requires credentials and none were found: tried"
-            f" {', '.join(tried) if tried else ANONYMOUS_TRIED}"
-        )
-    if any(marker in lowered for marker in REFUSED_MARKERS) or (refused and not denied):
-        return AuthFailed(
-            f"{host} refused the credentials from {credentials_source}: check the username and"
-            " password or token"
-        )
-    if denied or refused:
-        return _denied(host, message, credentials_source, username, repository)
-    if any(
-        marker in lowered
-        for marker in (
-            "connection refused",
-            "no such host",
-            "i/o timeout",
-            "network is unreachable",
-            "connection reset",
-            "no route to host",
-            "server misbehaving",
-            # a connection cut under an upload (a registry restart, a proxy dropping it)
-            "broken pipe",
-            "use of closed network connection",
-            "tls handshake timeout",
-        )
-    ) or re.search(r"\beof\b", lowered):
-        return RegistryUnreachable(
-            f"cannot reach registry {registry.url} ({_tail(message)}): check that it is running"
-            " and the address is right"
-        )
-    return PushFailed(f"skopeo copy failed (exit code {exit_code}): {message}")
-
-
-def _denied(
-    host: str, message: str, credentials_source: str, username: str, repository: str
-) -> AuthFailed:
-    """The registry took the credentials but refused the push: a namespace or a scope."""
-    owner = repository.split("/", 1)[0] if "/" in repository else ""
-    if username and owner and owner != username.lower():
-        return AuthFailed(
-            f"denied: {username} may not push to {repository} on {host} (credentials from"
-            f" {credentials_source}): push to your own namespace, e.g. --owner"
-            f" {username.lower()}, or get write access to {owner}"
-        )
-    if username and repository:
-        return AuthFailed(
-            f"denied: {host} accepted the credentials from {credentials_source} but not a push"
-            f" to {repository}: the token lacks package write access (Gitea: a token with the"
-            " write:package scope)"
-        )
-    return AuthFailed(
-        f"{host} denied the push with credentials from {credentials_source}"
-        f" ({_tail(message)}): check the account may write to that repository"
-    )
-
-
-def _tail(message: str) -> str:
-    """The innermost reason of Go's wrapped errors ("a: b: c" -> "c")."""
+def innermost(message: str) -> str:
+    """The innermost reasons of Go's wrapped errors ("a: b: c" -> "b: c")."""
     parts = [part.strip() for part in message.split(": ") if part.strip()]
     return ": ".join(parts[-2:]) if len(parts) > 1 else message

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from idpwrap.commands import images, rmi
-from idpwrap.creds.sources import Credentials
+from idpwrap.creds.credentials import Credentials
 from idpwrap.errors import UsageError
 from idpwrap.push.request import PushRequest, choose_registry, plan_destination
-from idpwrap.push.source import PUSH_LAYOUT_NAME, trusted_cert_dir, write_push_layout
+from idpwrap.push.source import PUSH_LAYOUT_NAME, write_push_layout
 from idpwrap.refs import DEFAULT_REGISTRY, LocalRef, Registry, parse_registry, parse_source
+from idpwrap.tls import TlsTrust
 
 USER = Credentials("giteaAdmin", "secret", "environment (GITEA_USERNAME, GITEA_TOKEN)")
 
@@ -96,7 +97,7 @@ def test_plan_explicit_destination(details):
     assert destination.reference == "gitea.example:8443/mirror/myapp:stable"
 
 
-# -- trusted_cert_dir and the push layout -------------------------------------------------
+# -- TlsTrust.cert_dir_in and the push layout -------------------------------------------------
 
 
 def test_ca_file_is_copied_into_a_cert_dir(tmp_path):
@@ -104,25 +105,25 @@ def test_ca_file_is_copied_into_a_cert_dir(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     work = tmp_path / "work"
     work.mkdir()
-    cert_dir = Path(trusted_cert_dir(PushRequest(source="x", ca_file=ca), work))
+    cert_dir = Path(TlsTrust.of(ca_file=ca).cert_dir_in(work))
     assert sorted(path.name for path in cert_dir.iterdir()) == ["ca.crt"]  # no *.key
     assert (cert_dir / "ca.crt").read_text() == ca.read_text()
 
 
 def test_cert_dir_is_used_as_is(tmp_path):
-    request = PushRequest(source="x", cert_dir=tmp_path)
-    assert trusted_cert_dir(request, tmp_path / "unused") == str(tmp_path)
+    trust = TlsTrust.of(cert_dir=tmp_path)
+    assert trust.cert_dir_in(tmp_path / "unused") == str(tmp_path)
 
 
 def test_missing_ca_file_or_cert_dir(tmp_path):
     with pytest.raises(UsageError, match="--ca-file"):
-        trusted_cert_dir(PushRequest(source="x", ca_file=tmp_path / "no.pem"), tmp_path)
+        TlsTrust.of(ca_file=tmp_path / "no.pem").cert_dir_in(tmp_path)
     with pytest.raises(UsageError, match="--cert-dir"):
-        trusted_cert_dir(PushRequest(source="x", cert_dir=tmp_path / "no"), tmp_path)
+        TlsTrust.of(cert_dir=tmp_path / "no").cert_dir_in(tmp_path)
 
 
 def test_no_trust_options():
-    assert trusted_cert_dir(PushRequest(source="x"), None) is None
+    assert TlsTrust().cert_dir_in(None) is None
 
 
 def test_push_layout_is_pinned_to_the_resolved_manifest(tmp_path, store, details):

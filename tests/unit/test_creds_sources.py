@@ -24,9 +24,9 @@ from idpwrap import log
 from idpwrap.creds import authfiles, idpbuilder, keyrings
 from idpwrap.creds.sources import Credentials, auth_file_content, resolve
 from idpwrap.errors import EXIT_AUTH, EXIT_USAGE, AuthFailed, CredentialsError
+from idpwrap.push.failures import classify_failure
 from idpwrap.refs import Registry
 from idpwrap.registry.api import parse_challenges
-from idpwrap.tools.skopeo import classify_failure
 
 HOST = "gitea.example:8443"
 SECRET = "s3cr3t-from-a-source"

@@ -17,6 +17,7 @@ from idpwrap.doctor import registry as registrycheck
 from idpwrap.doctor.checks import ERROR, OK, WARNING, Check
 from idpwrap.refs import LocalRef
 from idpwrap.store.api import Store
+from idpwrap.tls import TlsTrust
 from idpwrap.tools import rootless
 
 
@@ -180,7 +181,7 @@ def server():
 
 
 def test_registry_asking_for_a_token(server):
-    check = registrycheck.registry_probe(server, False, None, "default")
+    check = registrycheck.registry_probe(server, TlsTrust(), "default")
     assert check == Check(
         "registry", OK, f"{server} (default): reachable, plain HTTP, asks for Bearer credentials"
     )
@@ -188,7 +189,7 @@ def test_registry_asking_for_a_token(server):
 
 def test_not_a_registry(server):
     Handler.status, Handler.challenge = 404, ""
-    check = registrycheck.registry_probe(server, False, None, "default")
+    check = registrycheck.registry_probe(server, TlsTrust(), "default")
     assert check.status == ERROR and "answered 404" in check.message
 
 
@@ -196,16 +197,14 @@ def test_unreachable_registry():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    check = registrycheck.registry_probe(
-        f"https://127.0.0.1:{port}", False, None, "from --registry"
-    )
+    check = registrycheck.registry_probe(f"https://127.0.0.1:{port}", TlsTrust(), "from --registry")
     assert check.status == ERROR and "cannot be reached" in check.message
     assert "--registry" in check.fix
 
 
 def test_plain_http_registry_named_https(server):
     url = server.replace("http://", "https://")
-    check = registrycheck.registry_probe(url, False, None, "default")
+    check = registrycheck.registry_probe(url, TlsTrust(), "default")
     assert check.status == ERROR and "speaks plain HTTP" in check.message
     assert check.fix == f"use {server}"
 

@@ -64,7 +64,7 @@ def test_only_a_buildah_that_raises_the_limits_gets_the_flags(monkeypatch) -> No
 
 def test_doctor_names_low_limits(monkeypatch) -> None:
     monkeypatch.setattr(limits, "low_hard_limits", lambda: {"nofile": 20000})
-    monkeypatch.setattr(doctor.rootless, "find_program", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(doctor.procs, "find_program", lambda name: f"/usr/bin/{name}")
     check = doctor.resource_limits(lambda argv: (0, "buildah version 1.39.3 (image-spec 1.1.0)"))
     assert check.name == "limits" and check.status == doctor.OK
     assert "nofile 20000" in check.message and "--ulimit nofile=20000:20000" in check.message

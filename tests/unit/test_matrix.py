@@ -48,7 +48,7 @@ def test_version_warns_about_an_untested_combination_and_exits_0(tmp_path, monke
 
 
 def test_doctor_matrix_check(monkeypatch) -> None:
-    monkeypatch.setattr(doctor.rootless, "find_program", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(doctor.procs, "find_program", lambda name: f"/usr/bin/{name}")
     answers = {
         "/usr/bin/buildah": "buildah version 1.39.3 (x)",
         "/usr/bin/skopeo": "skopeo version 1.18.0",

@@ -7,6 +7,8 @@ import pytest
 from idpwrap.errors import ImageNotFound, NotVerified, TlsNotTrusted
 from idpwrap.refs import Registry
 from idpwrap.sign import signing, verifying
+from idpwrap.tls import TlsTrust
+from idpwrap.tools import cosign
 
 REGISTRY = Registry("registry.test:5000")
 DIGEST = "sha256:" + "ab" * 32
@@ -48,14 +50,14 @@ def test_cosign_signs_after_the_copy():
 
 
 def test_cosign_tls_arguments(tmp_path):
-    assert signing.Tls(Registry("h:1", True)).cosign_arguments(str(tmp_path)) == [
+    assert cosign.registry_flags(Registry("h:1", True), TlsTrust(), str(tmp_path)) == [
         "--allow-http-registry=true",
         "--allow-insecure-registry=true",
     ]
-    assert signing.Tls(REGISTRY, insecure=True).cosign_arguments(str(tmp_path)) == [
+    assert cosign.registry_flags(REGISTRY, TlsTrust(insecure=True), str(tmp_path)) == [
         "--allow-insecure-registry=true"
     ]
-    assert signing.Tls(REGISTRY, ca_file="/ca.pem").cosign_arguments(str(tmp_path)) == [
+    assert cosign.registry_flags(REGISTRY, TlsTrust(ca_file="/ca.pem"), str(tmp_path)) == [
         "--registry-cacert",
         "/ca.pem",
     ]
@@ -64,10 +66,10 @@ def test_cosign_tls_arguments(tmp_path):
     (certs / "a.crt").write_text("A")
     (certs / "b.crt").write_text("B\n")
     (certs / "client.key").write_text("not a CA")
-    arguments = signing.Tls(REGISTRY, cert_dir=str(certs)).cosign_arguments(str(tmp_path))
+    arguments = cosign.registry_flags(REGISTRY, TlsTrust(cert_dir=str(certs)), str(tmp_path))
     assert arguments[0] == "--registry-cacert"
     assert (tmp_path / "ca-bundle.crt").read_text() == "A\nB\n"
-    assert signing.Tls(REGISTRY).cosign_arguments(str(tmp_path)) == []
+    assert cosign.registry_flags(REGISTRY, TlsTrust(), str(tmp_path)) == []
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,7 @@ def test_cosign_tls_arguments(tmp_path):
     ],
 )
 def test_cosigns_failures(code, stderr, kind, words):
-    error = verifying._failure(code, [stderr], "r/o/n:v1", "/k.pub", signing.Tls(REGISTRY))
+    error = verifying._failure(code, [stderr], "r/o/n:v1", "/k.pub", REGISTRY)
     assert isinstance(error, kind)
     assert words in str(error)
 

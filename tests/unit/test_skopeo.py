@@ -17,8 +17,10 @@ from idpwrap.errors import (
     RegistryUnreachable,
     TlsNotTrusted,
 )
+from idpwrap.push.failures import classify_failure
 from idpwrap.refs import Registry
-from idpwrap.tools.skopeo import CopyOptions, classify_failure, copy_argv, fatal_message
+from idpwrap.tls import TlsTrust
+from idpwrap.tools.skopeo import CopyOptions, copy_argv, fatal_message
 
 HTTPS = Registry("gitea.example:8443")
 HTTP = Registry("127.0.0.1:5000", plain_http=True)
@@ -63,7 +65,7 @@ def test_copy_argv_defaults():
 
 
 def test_copy_argv_insecure_turns_verification_off():
-    argv = copy_argv(SOURCE, DEST, options(tls_verify=False))
+    argv = copy_argv(SOURCE, DEST, options(tls=TlsTrust(insecure=True)))
     assert "--dest-tls-verify=false" in argv
     assert argv.index("--dest-tls-verify=false") < argv.index(SOURCE)
 
@@ -74,7 +76,7 @@ def test_copy_argv_plain_http_turns_verification_off():
 
 
 def test_copy_argv_cert_dir_and_retries():
-    argv = copy_argv(SOURCE, DEST, options(cert_dir=Path("/tmp/certs"), retry_times=5))
+    argv = copy_argv(SOURCE, DEST, options(tls=TlsTrust(cert_dir="/tmp/certs"), retry_times=5))
     assert value_after(argv, "--dest-cert-dir") == "/tmp/certs"
     assert value_after(argv, "--retry-times") == "5"
     assert not any(arg.startswith("--dest-tls-verify") for arg in argv)
@@ -84,7 +86,7 @@ def test_copy_argv_never_carries_the_secret():
     secret = "tok-abcdef-0123456789"
     credentials = Credentials("giteaAdmin", secret, ENV_SOURCE)
     with temporary_auth_file(HTTPS.host, credentials) as fd:
-        argv = copy_argv(SOURCE, DEST, options(authfile_fd=fd, tls_verify=False))
+        argv = copy_argv(SOURCE, DEST, options(authfile_fd=fd, tls=TlsTrust(insecure=True)))
     assert value_after(argv, "--authfile") == f"/dev/fd/{fd}"
     joined = " ".join(argv)
     assert secret not in joined
@@ -278,7 +280,7 @@ def test_ingress_413_names_the_size_and_the_annotation():
 
 
 def test_only_a_plain_unauthorized_after_a_token_is_unclear():
-    from idpwrap.tools.skopeo import refusal_is_unclear
+    from idpwrap.push.failures import refusal_is_unclear
 
     assert refusal_is_unclear(GITEA_TEXTS["no_permission"])
     assert not refusal_is_unclear(GITEA_TEXTS["wrong_password"])

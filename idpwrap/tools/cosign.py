@@ -1,0 +1,64 @@
+"""The cosign command line: make a key pair, check a key, sign and verify in a registry.
+
+cosign reads no ``/dev/fd`` auth file: the registry's credentials reach it in a private
+``DOCKER_CONFIG`` directory (made by the caller), its key's passphrase as ``COSIGN_PASSWORD`` in
+its environment, never in an argv.
+"""
+
+from __future__ import annotations
+
+from idpwrap.tools import procs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.refs import Registry
+    from idpwrap.tls import TlsTrust
+
+PROGRAM = "cosign"
+
+
+def registry_flags(registry: Registry, trust: TlsTrust, work: str) -> list[str]:
+    """How cosign reaches ``registry``; a --cert-dir's ``*.crt`` become one bundle in ``work``."""
+    if registry.plain_http:
+        return ["--allow-http-registry=true", "--allow-insecure-registry=true"]
+    if trust.insecure:
+        return ["--allow-insecure-registry=true"]
+    bundle = trust.bundle_in(work)
+    return ["--registry-cacert", bundle] if bundle else []
+
+
+def sign_argv(key: str, reference: str, flags: list[str]) -> list[str]:
+    """Sign ``HOST/REPO@DIGEST``; nothing goes to a public transparency log."""
+    return [PROGRAM, "sign", "--key", key, "--tlog-upload=false", "--yes", *flags, reference]
+
+
+def verify_argv(key: str, reference: str, flags: list[str]) -> list[str]:
+    """Verify ``reference``'s signatures against a public key; idpwrap signs without a
+    transparency log, so none is consulted."""
+    return [PROGRAM, "verify", "--key", key, "--insecure-ignore-tlog=true", *flags, reference]
+
+
+def public_key_argv(key: str) -> list[str]:
+    """Print a private key's public half: proves the passphrase opens the key."""
+    return [PROGRAM, "public-key", "--key", key]
+
+
+def generate_key_pair_argv(prefix: str) -> list[str]:
+    """PREFIX.key and PREFIX.pub in the working directory."""
+    return [PROGRAM, "generate-key-pair", "--output-key-prefix", prefix]
+
+
+def environment(config_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The child environment, with the credentials of ``config_dir``; cosign keeps caches under
+    HOME: a private one leaves nothing in the user's."""
+    values = {"DOCKER_CONFIG": config_dir, "HOME": config_dir, **(extra or {})}
+    return procs.child_environment(values)
+
+
+def reason(output: list[str]) -> str:
+    """cosign's own reason for a failure: its last ``Error:`` line, else its last line."""
+    lines = [line.strip() for line in "".join(output).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    if errors:
+        return errors[-1].removeprefix("Error:").strip()
+    return lines[-1] if lines else "no output"
