@@ -187,6 +187,10 @@ class OwnerNotFound(IdpwrapError):
         )
 
 
+class RegistryError(IdpwrapError):
+    """The registry answered, but not as a registry does (login's and doctor's own HTTPS)."""
+
+
 class TlsNotTrusted(IdpwrapError):
     exit_code = EXIT_TLS
 

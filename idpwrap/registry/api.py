@@ -21,7 +21,13 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from idpwrap import log
-from idpwrap.errors import AuthFailed, IdpwrapError, RegistryUnreachable, TlsNotTrusted
+from idpwrap.errors import (
+    AuthFailed,
+    IdpwrapError,
+    RegistryError,
+    RegistryUnreachable,
+    TlsNotTrusted,
+)
 from idpwrap.refs import Registry
 from idpwrap.tls import TlsTrust
 
@@ -30,10 +36,6 @@ TIMEOUT_SECONDS = 30.0
 CHALLENGE_ITEM = re.compile(
     r'\s*,?\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?'
 )
-
-
-class RegistryError(IdpwrapError):
-    """The registry answered, but not as a registry does."""
 
 
 class Challenge:
