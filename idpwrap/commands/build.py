@@ -9,7 +9,7 @@ from idpwrap import platforms
 from idpwrap.build import timestamps
 from idpwrap.build.building import run
 from idpwrap.build.request import BuildRequest
-from idpwrap.commands import notice, open_store
+from idpwrap.commands.shared import notice, open_store
 from idpwrap.config.keys import IMAGE_FORMATS
 from idpwrap.config.settings import image_format
 from idpwrap.errors import UsageError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from idpwrap.commands import add_authfile_argument, add_tls_arguments
+from idpwrap.commands.shared import add_authfile_argument, add_tls_arguments
 from idpwrap.doctor import checks as doctor
 from idpwrap.errors import EXIT_FAILED
 

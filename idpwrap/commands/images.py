@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
-from idpwrap.commands import notice, open_store
+from idpwrap.commands.shared import notice, open_store
 from idpwrap.errors import StoreError
 from idpwrap.store.api import Store
 from idpwrap.units import human_size

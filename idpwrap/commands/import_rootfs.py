@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from idpwrap.build import rootfs
-from idpwrap.commands import open_store
+from idpwrap.commands.shared import open_store
 from idpwrap.errors import UsageError
 from idpwrap.refs import parse_local
 from idpwrap.scratch import remove_tree

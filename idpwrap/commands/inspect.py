@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from idpwrap.commands import open_store
+from idpwrap.commands.shared import open_store
 from idpwrap.store.api import ImageDetails, Store, StoredImage
 from idpwrap.units import human_size
 

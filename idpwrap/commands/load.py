@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idpwrap.commands import open_store
+from idpwrap.commands.shared import open_store
 from idpwrap.refs import parse_local
 from idpwrap.store.archive import load_archive
 

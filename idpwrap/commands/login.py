@@ -10,7 +10,7 @@ import os
 import sys
 
 from idpwrap import log
-from idpwrap.commands import (
+from idpwrap.commands.shared import (
     add_tls_arguments,
     notice,
     password_argument_refused,

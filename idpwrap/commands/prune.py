@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from idpwrap.commands import notice, open_store
+from idpwrap.commands.shared import notice, open_store
 from idpwrap.units import human_size
 
 TYPE_CHECKING = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from idpwrap.commands import (
+from idpwrap.commands.shared import (
     add_authfile_argument,
     add_tls_arguments,
     notice,

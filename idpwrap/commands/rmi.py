@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from idpwrap.commands import notice, open_store
+from idpwrap.commands.shared import notice, open_store
 from idpwrap.refs import parse_local
 from idpwrap.store.api import Store
 from idpwrap.units import human_size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idpwrap.commands import open_store
+from idpwrap.commands.shared import open_store
 from idpwrap.store.archivesave import save_archive
 from idpwrap.units import human_size
 

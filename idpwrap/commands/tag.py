@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from idpwrap.commands import open_store
+from idpwrap.commands.shared import open_store
 from idpwrap.refs import parse_local
 
 TYPE_CHECKING = False

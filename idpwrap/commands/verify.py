@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from idpwrap.commands import add_tls_arguments, password_argument_refused, refuse_password_argument
+from idpwrap.commands.shared import (
+    add_tls_arguments,
+    password_argument_refused,
+    refuse_password_argument,
+)
 from idpwrap.errors import UsageError
 
 TYPE_CHECKING = False

@@ -1,0 +1,77 @@
+"""What several commands share: the store they open, notices on stderr, and the arguments for
+TLS trust, auth files and refused passwords, declared once so every command reads them alike.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from idpwrap.store.api import Store
+
+
+def open_store(args: argparse.Namespace) -> Store:
+    """``--store``, else ``$IDPWRAP_STORE``, else the config file's ``store``, else
+    ``$XDG_DATA_HOME/idpwrap/images``."""
+    from idpwrap.config.settings import store_root
+    from idpwrap.store.api import Store
+
+    return Store(store_root(getattr(args, "store", None)))
+
+
+def notice(message: str) -> None:
+    """A line for the person at the terminal, on stderr, so stdout stays the result."""
+    sys.stderr.write(f"idpwrap: {message}\n")
+    sys.stderr.flush()
+
+
+def refuse_password_argument(parser: argparse.ArgumentParser) -> None:
+    """--password/-p are declared so that their value is consumed, never mistaken for another
+    argument and echoed in an error; the command refuses them (password_argument_refused)."""
+    import argparse
+
+    parser.add_argument("-p", "--password", dest="password_argument", help=argparse.SUPPRESS)
+
+
+def password_argument_refused(command: str) -> str:
+    return (
+        "a password is never taken as an argument, where every user could read it in the process"
+        f' list: pipe it in with --password-stdin, e.g. echo "$TOKEN" | idpwrap {command} -u USER'
+        " --password-stdin ..."
+    )
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to trust a registry, the same for every command that talks to one."""
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
+    )
+    parser.add_argument(
+        "--tls-verify", metavar="BOOL", nargs="?", const="true", type=parse_bool,
+        help="--tls-verify=false is --insecure, as in podman and skopeo",
+    )  # fmt: skip
+    parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
+    parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
+
+
+def add_authfile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--authfile", metavar="FILE",
+        help="read credentials from this auth.json (default: $REGISTRY_AUTH_FILE, podman's and"
+        " docker's auth files)",
+    )  # fmt: skip
+
+
+def parse_bool(text: str) -> bool:
+    """true/1/yes or false/0/no, for --tls-verify=BOOL."""
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    import argparse
+
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
