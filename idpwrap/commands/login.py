@@ -1,7 +1,5 @@
-"""``idpwrap login``: check credentials with the registry, then keep them in the OS keyring.
-
-The keyring entry is the service ``idpwrap:HOST[:PORT]`` (see ``idpwrap.creds.keyrings``); ``push``
-finds it when neither the command line nor the environment gives credentials.
+"""``idpwrap login``: check credentials with the registry, then keep them in the OS keyring
+(``idpwrap.creds.login``); this module reads the username and the secret and says the result.
 """
 
 from __future__ import annotations
@@ -16,59 +14,14 @@ from idpwrap.commands.shared import (
     password_argument_refused,
     refuse_password_argument,
 )
-from idpwrap.creds.sources import NO_KEYRING_VARIABLE
-from idpwrap.errors import KeyringNotUsable, UsageError
-from idpwrap.refs import DEFAULT_REGISTRY, Registry, parse_registry
+from idpwrap.creds.login import check_keyring_usable, default_registry, login
+from idpwrap.errors import UsageError
+from idpwrap.refs import DEFAULT_REGISTRY
 from idpwrap.tls import TlsTrust
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-
-
-def default_registry(text: str | None) -> Registry:
-    return parse_registry(text or os.environ.get("IDPWRAP_REGISTRY") or DEFAULT_REGISTRY)
-
-
-def check_keyring_usable() -> str:
-    from idpwrap.creds import keyrings
-
-    if os.environ.get(NO_KEYRING_VARIABLE, "") not in ("", "0"):
-        raise UsageError(
-            f"{NO_KEYRING_VARIABLE}=1 is set, and login keeps credentials in the keyring: unset"
-            " it, or give push its credentials in GITEA_USERNAME and GITEA_TOKEN"
-        )
-    try:
-        return keyrings.usable_backend()
-    except keyrings.KeyringUnavailable as error:
-        raise KeyringNotUsable(
-            f"cannot keep credentials: {error}; or give push its credentials in GITEA_USERNAME"
-            " and GITEA_TOKEN, or in an auth file (--authfile)"
-        ) from None
-
-
-def login(
-    registry: Registry,
-    username: str,
-    secret: str,
-    trust: TlsTrust,
-) -> str:
-    """Verify, then store; returns the keyring service name. Nothing is stored on a refusal."""
-    from idpwrap.creds import keyrings
-    from idpwrap.registry import api as registry_api
-
-    how = registry_api.verify_credentials(registry, username, secret, trust)
-    if how == "none":
-        notice(f"{registry.host} asks for no credentials: keeping them without a check")
-    else:
-        log.info("login: %s accepted the credentials for %s (%s)", registry.host, username, how)
-    try:
-        keyrings.store(registry.host, username, secret)
-    except keyrings.KeyringUnavailable as error:
-        raise KeyringNotUsable(
-            f"{registry.host} accepted the credentials, but they cannot be kept: {error}"
-        ) from None
-    return keyrings.service_name(registry.host)
 
 
 def read_username(args: argparse.Namespace, interactive: bool) -> str:
@@ -137,6 +90,6 @@ def execute(args: argparse.Namespace) -> int:
         raise UsageError(f"--cert-dir {trust.cert_dir} is not a directory")
     if trust.insecure and not registry.plain_http:
         notice(f"TLS verification is off for {registry.host} (--insecure)")
-    service = login(registry, username, secret, trust)
+    service = login(registry, username, secret, trust, notice)
     print(f"Login Succeeded: {username} at {registry.host} (kept in the keyring as {service})")
     return 0

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from idpwrap.commands.login import default_registry
-from idpwrap.errors import KeyringNotUsable
+from idpwrap.creds.login import default_registry, logout
 from idpwrap.refs import DEFAULT_REGISTRY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-
-
-def logout(registry_host: str) -> bool:
-    """True if credentials were stored for ``registry_host`` and are now removed."""
-    from idpwrap.creds import keyrings
-
-    try:
-        return keyrings.remove(registry_host)
-    except keyrings.KeyringUnavailable as error:
-        raise KeyringNotUsable(
-            f"cannot remove the credentials for {registry_host}: {error}"
-        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
