@@ -22,7 +22,6 @@ from idpwrap.errors import (
     RegistryUnreachable,
     UsageError,
 )
-from idpwrap.push import failures
 from idpwrap.push.liveprogress import LiveProgress
 from idpwrap.push.request import PushRequest, PushResult, choose_registry, plan_destination
 from idpwrap.push.source import push_source
@@ -177,6 +176,8 @@ def _copy_with_one_more_try(
         finished = skopeo.copy(argv, options, live.feed, on_started=live.start)
         if finished.exit_code == 0:
             return
+        from idpwrap.push import failures  # a failure's path only: a push pays nothing for it
+
         error = failures.classify_failure(
             finished.stderr,
             finished.exit_code,
@@ -219,6 +220,8 @@ def _closer_look(
     credentials: creds.Credentials,
     destination: Destination,
 ) -> AuthFailed:
+    from idpwrap.push import failures
+
     if not failures.refusal_is_unclear(stderr) or credentials.identity_token:
         return error
     from idpwrap.registry import gitea
