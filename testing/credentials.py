@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import stat
-import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from testing.cli import Cli, idpwrap_command
 from testing.filekeyring import BACKEND, FILE_VARIABLE, read_entries, write_entries
-from testing.paths import ROOT
+from testing.paths import ROOT, python_script_header
 from testing.processes import Watchdog
 from testing.registry import distribution
 
@@ -132,7 +131,6 @@ def write_credential_helper(
     ``log`` records the registries it was asked about."""
     table = {host: {"Username": user, "Secret": secret} for host, (user, secret) in answers.items()}
     script = f"""\
-        #!{sys.executable}
         import json, sys
         TABLE = {json.dumps(table)!r}
         if sys.argv[1:] != ["get"]:
@@ -147,13 +145,14 @@ def write_credential_helper(
             sys.exit(1)
         print(json.dumps({{"ServerURL": host, **table[host]}}))
         """
-    return write_executable(bin_dir / f"docker-credential-{name}", textwrap.dedent(script))
+    return write_executable(
+        bin_dir / f"docker-credential-{name}", python_script_header() + textwrap.dedent(script)
+    )
 
 
 def write_idpbuilder(bin_dir: Path, output: object, exit_code: int = 0) -> Path:
     """A real ``idpbuilder`` on PATH that prints ``output`` for ``get secrets -p gitea -o json``."""
     script = f"""\
-        #!{sys.executable}
         import sys
         if sys.argv[1:] != ["get", "secrets", "-p", "gitea", "-o", "json"]:
             sys.exit("unexpected arguments: " + " ".join(sys.argv[1:]))
@@ -162,7 +161,9 @@ def write_idpbuilder(bin_dir: Path, output: object, exit_code: int = 0) -> Path:
             sys.exit({exit_code})
         print({json.dumps(output)!r})
         """
-    return write_executable(bin_dir / "idpbuilder", textwrap.dedent(script))
+    return write_executable(
+        bin_dir / "idpbuilder", python_script_header() + textwrap.dedent(script)
+    )
 
 
 def store_in_keyring(keyring_file: Path, host: str, username: str, password: str) -> None:
