@@ -20,6 +20,7 @@ EXIT_TOOL_MISSING = 7
 EXIT_STORE = 8
 EXIT_SETUP = 9
 EXIT_NOT_VERIFIED = 10
+EXIT_TAG_MOVED = 11
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -197,6 +198,23 @@ class TlsNotTrusted(IdpwrapError):
 
 class PushFailed(IdpwrapError):
     pass
+
+
+class TagMoved(PushFailed):
+    """The push copied its image, but by the time it read the tag back another push had moved
+    it: the tag serves another digest; this push's image stays pullable by its digest."""
+
+    exit_code = EXIT_TAG_MOVED
+
+    @classmethod
+    def by_another_push(cls, reference: str, ours: str, served: str, more: int = 0) -> TagMoved:
+        repository = reference.rsplit(":", 1)[0]  # HOST[:PORT]/REPO:TAG
+        others = f" (and {more} more tag{'s' if more > 1 else ''})" if more else ""
+        return cls(
+            f"{reference} now serves {served}, not this push's {ours}: another push moved the"
+            f" tag after this one copied{others}; this image stays pullable as"
+            f" {repository}@{ours}; push again if the tag should serve it"
+        )
 
 
 class SigningError(IdpwrapError):

@@ -41,6 +41,8 @@ class ThrottledRelay:
         self.connections: dict[socket.socket, socket.socket] = {}  # client -> upstream
         self.threads: list[threading.Thread] = []
         self.uploaded = 0
+        self.to_hold = 0  # connections still to be held (accepted, never forwarded)
+        self.held = 0
         self._start(self._accept)
 
     @property
@@ -60,6 +62,14 @@ class ThrottledRelay:
                 continue
             except OSError:
                 return
+            with self.lock:
+                hold = self.to_hold > 0
+                if hold:
+                    self.to_hold -= 1
+                    self.held += 1
+                    self.sockets.append(client)
+            if hold:
+                continue  # the client waits for an answer that never comes, till close()
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
                 upstream.settimeout(None)
@@ -129,6 +139,12 @@ class ThrottledRelay:
             return len(pairs)
         finally:
             self.paused.clear()
+
+    def hold_next(self, count: int) -> None:
+        """Accept the next ``count`` connections and never forward them: their client waits
+        (a TLS handshake, a request) until its own timeout; later connections pass."""
+        with self.lock:
+            self.to_hold += count
 
     def unthrottle(self) -> None:
         """From now on, pass uploads at full speed."""

@@ -12,7 +12,7 @@ from idpwrap.commands.shared import (
     password_argument_refused,
     refuse_password_argument,
 )
-from idpwrap.errors import RegistryUnreachable, UsageError
+from idpwrap.errors import RegistryUnreachable, TagMoved, UsageError
 from idpwrap.push.pushing import push_all_tags, run
 from idpwrap.push.request import PushRequest, digestfile_text
 from idpwrap.push.source import write_file
@@ -76,8 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " index, every child first)",
     )  # fmt: skip
     parser.add_argument(
-        "--json", action="store_true", help='print {"reference", "digest", "size"} on stdout'
-    )
+        "--no-up-to-date-check", dest="up_to_date_check", action="store_false", default=None,
+        help="copy even when the registry's tag already serves the image (default: ask it"
+        " first and skip the copy; config key up_to_date_check, $IDPWRAP_UP_TO_DATE_CHECK)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json", action="store_true",
+        help='print {"reference", "digest", "size", "up_to_date", "tag_digest"} on stdout',
+    )  # fmt: skip
     parser.add_argument(
         "--progress", choices=PROGRESS_MODES,
         help="progress on stderr (default: $IDPWRAP_PROGRESS, else auto: bars on a terminal,"
@@ -147,6 +153,7 @@ def execute(args: argparse.Namespace) -> int:
         authfile=args.authfile or None,
         signer=_signer(args),
         platform=push_platform(args.platform),
+        **_tag_questions(args),
     )
 
     def make_view(label: str) -> ProgressView:
@@ -178,6 +185,25 @@ def execute(args: argparse.Namespace) -> int:
     for result in results:
         if args.json:
             print(json.dumps(result._asdict()))
+        elif result.up_to_date:
+            print(f"Up to date {result.reference}@{result.digest} (already in the registry)")
         else:
             print(f"Pushed {result.reference}@{result.digest}")
+    moved = [result for result in results if result.moved]
+    if moved:
+        sys.stdout.flush()
+        first = moved[0]
+        raise TagMoved.by_another_push(
+            first.reference, first.digest, first.tag_digest, len(moved) - 1
+        )
     return 0
+
+
+def _tag_questions(args: argparse.Namespace) -> dict[str, object]:
+    """--no-up-to-date-check and the lookup's timeout, from the flag or the settings."""
+    from idpwrap.config import settings as config
+
+    loaded = config.load()
+    check = loaded.setting("up_to_date_check", args.up_to_date_check, "--no-up-to-date-check")
+    timeout = loaded.setting("tag_lookup_timeout")
+    return {"up_to_date_check": bool(check.value), "lookup_timeout": float(timeout.value)}

@@ -28,6 +28,10 @@ KEYS: dict[str, tuple[str, str]] = {
     "format": ("BUILDAH_FORMAT", "format"),
     "sign_by_sigstore_private_key": ("IDPWRAP_SIGN_BY_SIGSTORE_PRIVATE_KEY", "path"),
     "platform": ("IDPWRAP_PLATFORM", "platforms"),
+    # push: ask the registry what the tag serves first, and skip the copy when it is the image
+    "up_to_date_check": ("IDPWRAP_UP_TO_DATE_CHECK", "bool"),
+    # push: seconds each question about a tag may take before the push goes on without it
+    "tag_lookup_timeout": ("IDPWRAP_TAG_LOOKUP_TIMEOUT", "count"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 TRUE_WORDS = ("1", "true", "yes", "on")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 CONFIG_ENV = "IDPWRAP_CONFIG"
 DEFAULT_RETRY = 3
+DEFAULT_TAG_LOOKUP_TIMEOUT = 5
 
 
 class Setting(namedtuple("Setting", "value source")):
@@ -159,6 +160,10 @@ class Config:
             return DEFAULT_RETRY
         if key == "format":
             return "oci"
+        if key == "up_to_date_check":
+            return True
+        if key == "tag_lookup_timeout":
+            return DEFAULT_TAG_LOOKUP_TIMEOUT
         return None
 
     def tls(
@@ -226,6 +231,8 @@ def effective_settings(
     settings["format"] = config.setting("format")
     settings["sign_by_sigstore_private_key"] = config.setting("sign_by_sigstore_private_key")
     settings["platform"] = config.setting("platform")
+    settings["up_to_date_check"] = config.setting("up_to_date_check")
+    settings["tag_lookup_timeout"] = config.setting("tag_lookup_timeout")
     return settings
 
 

@@ -36,6 +36,9 @@ class ProgressView:
     def pushed(self, reference: str, digest: str) -> None:
         pass
 
+    def up_to_date(self, reference: str, digest: str) -> None:
+        """The registry already serves the image: no copy, so no start, update or close."""
+
 
 NoView = ProgressView
 
@@ -74,6 +77,10 @@ class PlainView(ProgressView):
     def close(self, progress: PushProgress, succeeded: bool) -> None:
         if succeeded and self.last_percent < 100:
             self._line(progress)
+
+    def up_to_date(self, reference: str, digest: str) -> None:
+        self.stream.write(f"push {self.label}  up to date: the registry already has {digest}\n")
+        self.stream.flush()
 
 
 class JsonView(ProgressView):
@@ -124,6 +131,9 @@ class JsonView(ProgressView):
 
     def pushed(self, reference: str, digest: str) -> None:
         self.emit({"event": "pushed", "reference": reference, "digest": digest})
+
+    def up_to_date(self, reference: str, digest: str) -> None:
+        self.emit({"event": "up_to_date", "reference": reference, "digest": digest})
 
     def close(self, progress: PushProgress, succeeded: bool) -> None:
         if succeeded:

@@ -34,6 +34,7 @@ from idpwrap.tools import skopeo
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from idpwrap.push.display import ProgressView
+    from idpwrap.push.tagstate import TagState
 
 
 def run(
@@ -74,6 +75,12 @@ def run(
                 " (with --ca-file for a private CA) to verify it"
             )
         lowered_tag = _gitea_lowercases(request, destination, notice)
+        from idpwrap.push.tagstate import TagState
+
+        tag_state = TagState(request, destination, credentials, lowered_tag)
+        size = sum(b[1] for b in blobs)
+        if _check_first(request) and tag_state.up_to_date(image.digest):
+            return _already_there(request, tag_state, image.digest, size, make_view, notice)
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
         log.debug("TLS of %s: %s", registry.host, request.tls.describe())
 
@@ -112,17 +119,19 @@ def run(
                     pushed_digest = digestfile.read().strip()
         finally:
             remove_tree(work)
-        if lowered_tag and credentials:
-            from idpwrap.registry import gitea
-
-            destination = gitea.check_lowercased_tag(
-                destination, credentials, image.digest, request.tls
-            )
         if pushed_digest != image.digest:
             raise PushFailed(
                 f"the registry stored {destination.reference} as {pushed_digest}, but the local"
                 f" image is {image.digest}: the push did not copy the image unchanged"
             )
+        served = tag_state.served_after_copy(pushed_digest)
+        if lowered_tag:
+            destination = destination._replace(tag=tag_state.tag)
+            if not served:
+                raise PushFailed(
+                    f"after the push {destination.reference} is missing, not {image.digest}:"
+                    " Gitea did not keep the image under the lowercased tag"
+                )
         live.pushed(destination.reference, pushed_digest)
         if request.signer is not None:
             from idpwrap.sign import signing
@@ -132,7 +141,37 @@ def run(
                 request.signer, repository, pushed_digest, registry, request.tls, credentials,
                 notice,
             )  # fmt: skip
-        return PushResult(destination.reference, pushed_digest, sum(b[1] for b in blobs))
+        return PushResult(destination.reference, pushed_digest, size, False, served)
+
+
+def _check_first(request: PushRequest) -> bool:
+    """Whether to ask the registry before the copy. skopeo signs during its copy (cosign after
+    it), so a push that skopeo signs runs the copy: it skips every blob and adds the signature."""
+    signer = request.signer
+    return request.up_to_date_check and (signer is None or signer.tool != "skopeo")
+
+
+def _already_there(
+    request: PushRequest,
+    tag_state: TagState,
+    digest: str,
+    size: int,
+    make_view: Callable[[str], ProgressView],
+    notice: Callable[[str], None],
+) -> PushResult:
+    """The tag already serves the image: nothing is copied; a cosign signer still signs."""
+    reference = tag_state.reference
+    log.info("%s already serves %s: nothing to copy", reference, digest)
+    make_view(reference.split("/", 1)[1]).up_to_date(reference, digest)
+    if request.signer is not None:
+        from idpwrap.sign import signing
+
+        destination = tag_state.reader
+        signing.after_push(
+            request.signer, f"{destination.registry.host}/{destination.repository}", digest,
+            destination.registry, request.tls, destination.credentials, notice,
+        )  # fmt: skip
+    return PushResult(reference, digest, size, True, digest)
 
 
 def _answers_tls(host: str) -> bool:

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 class PushRequest(
     namedtuple(
         "PushRequest",
-        "source destination registry owner tls retry username password authfile signer platform",
-        defaults=(None, None, None, TlsTrust(), 3, None, None, None, None, None),
+        "source destination registry owner tls retry username password authfile signer platform"
+        " up_to_date_check lookup_timeout",
+        defaults=(None, None, None, TlsTrust(), 3, None, None, None, None, None, True, 5.0),
     )
 ):
     """What the user asked for; the password only ever comes from stdin or the environment."""
@@ -49,16 +50,26 @@ class PushRequest(
     authfile: str | Path | None
     signer: Signer | None  # --sign-by-sigstore-private-key, checked before anything is pushed
     platform: str | None  # of a multi-platform image, push only this child
+    up_to_date_check: bool  # ask the registry first; skopeo is not started if it has the image
+    lookup_timeout: float  # seconds for each request asking the registry what a tag serves
 
     def __repr__(self) -> str:
         return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
 
 
-class PushResult(namedtuple("PushResult", "reference digest size")):
+class PushResult(
+    namedtuple("PushResult", "reference digest size up_to_date tag_digest", defaults=(False, ""))
+):
     __slots__ = ()
     reference: str
-    digest: str
+    digest: str  # what this push pushed (or found there): pullable as HOST/REPO@DIGEST
     size: int
+    up_to_date: bool  # the registry already served it: nothing was copied
+    tag_digest: str  # what the tag serves after the push; another digest: a racing push moved it
+
+    @property
+    def moved(self) -> bool:
+        return bool(self.tag_digest) and self.tag_digest != self.digest
 
 
 def choose_registry(request: PushRequest, source: SourceRef) -> Registry:
@@ -102,7 +113,12 @@ def plan_destination(
 
 def digestfile_text(results: list[PushResult]) -> str:
     """The digest alone for one image (as podman writes it); ``REFERENCE DIGEST`` lines for
-    several, so that each digest says which tag it belongs to."""
+    several, so that each digest says which tag it belongs to. When a racing push moved a tag,
+    its line gets one more field: the digest the tag serves now."""
+
+    def moved(result: PushResult) -> str:
+        return f" {result.tag_digest}" if result.moved else ""
+
     if len(results) == 1:
-        return f"{results[0].digest}\n"
-    return "".join(f"{result.reference} {result.digest}\n" for result in results)
+        return f"{results[0].digest}{moved(results[0])}\n"
+    return "".join(f"{result.reference} {result.digest}{moved(result)}\n" for result in results)

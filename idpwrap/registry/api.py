@@ -80,8 +80,14 @@ class _Response:
 class Client:
     """Plain GETs against one registry, turning network and TLS failures into our errors."""
 
-    def __init__(self, registry: Registry, context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        context: ssl.SSLContext | None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
         self.registry = registry
+        self.timeout = timeout
         self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
 
     def get(
@@ -99,7 +105,7 @@ class Client:
             request.add_unredirected_header("Authorization", authorization)
         log.debug("%s %s%s", method, url, " (with credentials)" if authorization else "")
         try:
-            with self.opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            with self.opener.open(request, timeout=self.timeout) as response:
                 return _Response(response.status, response.headers, response.read(1 << 20))
         except urllib.error.HTTPError as error:
             with error:
@@ -159,9 +165,9 @@ def verify_credentials(
     return check_credentials(registry, username, secret, trust).how
 
 
-def client_for(registry: Registry, trust: TlsTrust) -> Client:
+def client_for(registry: Registry, trust: TlsTrust, timeout: float = TIMEOUT_SECONDS) -> Client:
     context = None if registry.plain_http else trust.context(registry.host)
-    return Client(registry, context)
+    return Client(registry, context, timeout)
 
 
 def check_credentials(
@@ -205,6 +211,24 @@ def check_credentials(
 
 def _bearer(client: Client, challenge: Challenge, username: str, secret: str) -> str:
     registry = client.registry
+    token = request_token(client, challenge, username, secret)
+    check = client.get(f"{registry.url}/v2/", f"Bearer {token}")
+    if check.status == 200:
+        return token
+    if check.status in (401, 403):
+        raise AuthFailed(
+            f"{registry.host} issued a token for {username} but refused it on GET /v2/: check"
+            " the account is allowed to use the registry"
+        )
+    raise RegistryError(f"{registry.host} answered GET /v2/ with HTTP {check.status} to a token")
+
+
+def request_token(
+    client: Client, challenge: Challenge, username: str | None, secret: str | None
+) -> str:
+    """The token a Bearer ``challenge`` asks for: ``GET realm?service=...&scope=...``, with
+    HTTP Basic when there are credentials, anonymously otherwise (a pull token)."""
+    registry = client.registry
     realm = challenge.params.get("realm", "")
     parsed = urllib.parse.urlsplit(realm)
     if parsed.scheme not in ("https", "http") or not parsed.netloc:
@@ -213,14 +237,15 @@ def _bearer(client: Client, challenge: Challenge, username: str, secret: str) ->
         raise RegistryError(
             f"{registry.host} wants the credentials sent to {realm} over plain HTTP: refused"
         )
-    query = [("account", username)]
+    query = [("account", username)] if username else []
     if challenge.params.get("service"):
         query.append(("service", challenge.params["service"]))
     if challenge.params.get("scope"):
         query.append(("scope", challenge.params["scope"]))
     separator = "&" if parsed.query else "?"
     url = f"{realm}{separator}{urllib.parse.urlencode(query)}"
-    answer = client.get(url, basic_authorization(username, secret))
+    authorization = basic_authorization(username, secret or "") if username else None
+    answer = client.get(url, authorization)
     if answer.status in (401, 403):
         raise AuthFailed(
             f"{registry.host} refused the credentials for {username} (its token service"
@@ -236,12 +261,4 @@ def _bearer(client: Client, challenge: Challenge, username: str, secret: str) ->
         token = None
     if not isinstance(token, str) or not token:
         raise RegistryError(f"the token service {realm} answered without a token")
-    check = client.get(f"{registry.url}/v2/", f"Bearer {token}")
-    if check.status == 200:
-        return token
-    if check.status in (401, 403):
-        raise AuthFailed(
-            f"{registry.host} issued a token for {username} but refused it on GET /v2/: check"
-            " the account is allowed to use the registry"
-        )
-    raise RegistryError(f"{registry.host} answered GET /v2/ with HTTP {check.status} to a token")
+    return token

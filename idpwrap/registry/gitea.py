@@ -16,7 +16,7 @@ import json
 from typing import NamedTuple
 
 from idpwrap import log
-from idpwrap.errors import AuthFailed, IdpwrapError, PushFailed
+from idpwrap.errors import AuthFailed, IdpwrapError
 from idpwrap.refs import Destination, Registry
 
 TYPE_CHECKING = False
@@ -126,26 +126,9 @@ def announce_lowercased_tag(
     lowered = destination.tag.lower()
     notice(
         f"Gitea stores tags lowercased: {destination.tag!r} is kept as {lowered!r}"
-        f" ({destination.repository}:{lowered}); the check after the push looks for {lowered!r}"
+        f" ({destination.repository}:{lowered}); the registry is asked about {lowered!r}"
     )
     return True
-
-
-def check_lowercased_tag(
-    destination: Destination, credentials: Credentials, digest: str, trust: TlsTrust
-) -> Destination:
-    """After the push, the tag as Gitea keeps it must name the pushed image."""
-    lowered = destination._replace(tag=destination.tag.lower())
-    found = stored_digest(
-        destination.registry, credentials.username, credentials.secret,
-        destination.repository, lowered.tag, trust,
-    )  # fmt: skip
-    if found != digest:
-        raise PushFailed(
-            f"after the push {lowered.reference} is {found or 'missing'}, not {digest}: Gitea"
-            " did not keep the image under the lowercased tag"
-        )
-    return lowered
 
 
 def lowercases_tags(registry: Registry, trust: TlsTrust) -> bool:
@@ -160,32 +143,3 @@ def lowercases_tags(registry: Registry, trust: TlsTrust) -> bool:
         return False
     challenges = registry_api.parse_challenges(ping.headers.get("WWW-Authenticate", ""))
     return ping.status == 401 and any(is_gitea(challenge) for challenge in challenges)
-
-
-def stored_digest(
-    registry: Registry, username: str, secret: str, repository: str, tag: str, trust: TlsTrust
-) -> str:
-    """The digest Gitea keeps under ``tag`` (as it stores it), or "" if it has none."""
-    from idpwrap.registry import api as registry_api
-
-    verified = registry_api.check_credentials(registry, username, secret, trust)
-    authorization = f"Bearer {verified.token}" if verified.token else None
-    if verified.how == "basic":
-        authorization = registry_api.basic_authorization(username, secret)
-    answer = verified.client.get(
-        f"{registry.url}/v2/{repository}/manifests/{tag}",
-        authorization,
-        method="HEAD",
-        headers={"Accept": MANIFEST_TYPES},
-    )
-    return answer.headers.get("Docker-Content-Digest", "") if answer.status == 200 else ""
-
-
-MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    )
-)

@@ -329,11 +329,17 @@ class Front(Content, http.server.BaseHTTPRequestHandler):
             self.uploads(match["uuid"])
         elif match["digest"] is not None and method in ("GET", "HEAD", "DELETE"):
             self.guarded(WRITE if method == "DELETE" else READ, self.blob)
+        elif match["reference"] is not None and method == "HEAD" and self.refuses_head():
+            self.discard_body()
+            self.plain(401, "refused by the test's refuse_manifest_head\n")
         elif match["reference"] is not None and method in ("GET", "HEAD", "PUT", "DELETE"):
             self.guarded(WRITE if method in ("PUT", "DELETE") else READ, self.manifest)
         else:
             self.discard_body()
             self.send(405)
+
+    def refuses_head(self) -> bool:
+        return self.gitea.refuse_manifest_head
 
     def name_valid(self) -> bool:
         if IMAGE_NAME.match(self.image):

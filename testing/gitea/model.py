@@ -114,6 +114,9 @@ class Gitea:
         self.by_id = {user["id"]: {"name": name, **user} for name, user in self.users.items()}
         self.org_writers = {self.users["developer"]["id"]}
         self.uploads: dict[str, int] = {}  # upload id -> bytes received
+        # Not Gitea's: a test's registry that refuses every HEAD of a manifest with a 401 (as a
+        # token without read access, or a proxy that mishandles HEAD) yet takes pushes.
+        self.refuse_manifest_head = bool(config.get("refuse_manifest_head"))
         self.lock = threading.Lock()
 
     def user_by_name(self, name: str) -> dict | None:

@@ -43,8 +43,13 @@ def start_front(directory: Path, config: dict) -> int:
     return spawn_helper(argv, config, directory / "gitea-front.log", "the Gitea front")
 
 
-def start(directory: Path, body_limit: int = DEFAULT_BODY_LIMIT) -> dict:
-    """Distribution behind, the Gitea front on TLS; DIR/registry.json (0600) gets the facts."""
+def start(
+    directory: Path, body_limit: int = DEFAULT_BODY_LIMIT, refuse_manifest_head: bool = False
+) -> dict:
+    """Distribution behind, the Gitea front on TLS; DIR/registry.json (0600) gets the facts.
+
+    ``refuse_manifest_head``: a test's variant that answers every HEAD of a manifest with 401
+    and still takes pushes."""
     directory.mkdir(parents=True, exist_ok=True)
     backend = distribution.start(directory / "backend", tls=False, auth=False)
     (directory / "backend" / "registry.json").unlink(missing_ok=True)
@@ -59,6 +64,7 @@ def start(directory: Path, body_limit: int = DEFAULT_BODY_LIMIT) -> dict:
                 "secret": secrets.token_hex(32),
                 "backend": backend.host,
                 "body_limit": body_limit,
+                "refuse_manifest_head": refuse_manifest_head,
                 "uploads": str(Path(tempfile.mkdtemp(prefix="uploads-", dir=directory))),
                 "port": port,
                 "tls_cert": str(crt),

@@ -55,6 +55,8 @@ class GiteaRegistry:
                 watchdog.release()
 
 
-def start_gitea(directory: Path, body_limit: int = gitea.DEFAULT_BODY_LIMIT) -> GiteaRegistry:
-    facts = gitea.start(directory, body_limit)
+def start_gitea(
+    directory: Path, body_limit: int = gitea.DEFAULT_BODY_LIMIT, refuse_manifest_head: bool = False
+) -> GiteaRegistry:
+    facts = gitea.start(directory, body_limit, refuse_manifest_head)
     return GiteaRegistry(facts, [Watchdog(pid) for pid in facts["pids"]])

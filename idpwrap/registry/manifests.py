@@ -1,0 +1,148 @@
+"""Which manifest digest a tag serves: ``HEAD /v2/<repository>/manifests/<tag>``.
+
+Asked with what a push uses: its credentials, its TLS trust (``TlsTrust.context``; none for an
+``http://`` registry) and the same authentication skopeo does. The HEAD goes out first without
+credentials; its 401 carries the challenge, with the scope of this repository where the
+registry names one (distribution's token auth does, Gitea says ``scope="*"``): Basic is
+answered with the credentials, Bearer with a token from ``api.request_token``. The token is
+kept, so asking again (the read-back after a push) is one request.
+
+A lookup never raises: it answers a ``Lookup`` (the digest, "no such tag", or why it could not
+tell), so that a push can fall back to doing what it did before the lookup existed.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from idpwrap import log
+from idpwrap.errors import IdpwrapError
+from idpwrap.registry import api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.creds.credentials import Credentials
+    from idpwrap.refs import Registry
+    from idpwrap.tls import TlsTrust
+
+# Manifests and indexes, OCI and Docker: what a push of idpwrap's images can leave under a tag.
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+)
+DEFAULT_TIMEOUT_SECONDS = 5.0
+FOUND, MISSING, FAILED = "found", "missing", "failed"
+
+
+class Lookup(NamedTuple):
+    """``found`` with the digest, ``missing`` (the registry has no such tag), or ``failed``
+    with the reason (a refusal, a timeout, an answer that is not a registry's)."""
+
+    state: str
+    digest: str = ""
+    reason: str = ""
+
+
+def digest_of(status: int, headers: object) -> Lookup:
+    """A HEAD's answer read: 200 with a ``Docker-Content-Digest`` is the digest; 404 is no
+    such tag; anything else says why it is not an answer."""
+    get = getattr(headers, "get", None)
+    if status == 200:
+        digest = str(get("Docker-Content-Digest", "") if get else "").strip()
+        algorithm, _, hexdigits = digest.partition(":")
+        if algorithm == "sha256" and len(hexdigits) == 64 and _is_hex(hexdigits):
+            return Lookup(FOUND, digest)
+        return Lookup(
+            FAILED, reason=f"HTTP 200 without a usable Docker-Content-Digest ({digest!r})"
+        )
+    if status == 404:
+        return Lookup(MISSING)
+    return Lookup(FAILED, reason=f"HTTP {status}")
+
+
+def _is_hex(text: str) -> bool:
+    return all(character in "0123456789abcdef" for character in text)
+
+
+class TagReader:
+    """Asks one registry repository which digest its tags serve, keeping the authorization."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        repository: str,
+        credentials: Credentials | None,
+        trust: TlsTrust,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.credentials = credentials
+        self.trust = trust
+        self.timeout = timeout
+        self.client: api.Client | None = None
+        self.authorization: str | None = None
+
+    def digest(self, tag: str) -> Lookup:
+        """The digest ``tag`` serves now; never raises."""
+        try:
+            return self._digest(tag)
+        except IdpwrapError as error:
+            return Lookup(FAILED, reason=str(error))
+        except (OSError, ValueError) as error:  # a CA file that cannot be read, a bad header
+            return Lookup(FAILED, reason=str(error) or type(error).__name__)
+
+    def _digest(self, tag: str) -> Lookup:
+        if self.client is None:
+            self.client = api.client_for(self.registry, self.trust, self.timeout)
+        answer = self._head(tag)
+        if answer.status == 401:
+            self.authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""))
+            if self.authorization is None:
+                return Lookup(FAILED, reason="HTTP 401 and no way to authenticate")
+            answer = self._head(tag)
+        return digest_of(answer.status, answer.headers)
+
+    def _head(self, tag: str) -> api._Response:
+        assert self.client is not None
+        return self.client.get(
+            f"{self.registry.url}/v2/{self.repository}/manifests/{tag}",
+            self.authorization,
+            method="HEAD",
+            headers={"Accept": MANIFEST_TYPES},
+        )
+
+    def _authorize(self, header: str) -> str | None:
+        """The Authorization answering the challenge in ``header``, as skopeo answers it."""
+        assert self.client is not None
+        schemes = {challenge.scheme: challenge for challenge in api.parse_challenges(header)}
+        credentials = self.credentials
+        if credentials is not None and credentials.identity_token:
+            log.debug("tag lookup: an identity token is exchanged by skopeo only")
+            return None
+        username = credentials.username if credentials else None
+        secret = credentials.secret if credentials else None
+        if "bearer" in schemes:
+            challenge = schemes["bearer"]
+            if not challenge.params.get("scope"):
+                challenge.params["scope"] = f"repository:{self.repository}:pull"
+            return f"Bearer {api.request_token(self.client, challenge, username, secret)}"
+        if "basic" in schemes and username:
+            return api.basic_authorization(username, secret or "")
+        return None
+
+
+def tag_digest(
+    registry: Registry,
+    repository: str,
+    tag: str,
+    credentials: Credentials | None,
+    trust: TlsTrust,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> Lookup:
+    """One lookup: the digest ``HOST/REPOSITORY:TAG`` serves now."""
+    return TagReader(registry, repository, credentials, trust, timeout).digest(tag)
