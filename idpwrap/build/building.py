@@ -76,6 +76,7 @@ def run(
     tags = list(request.tags)
     when = timestamps.choose(str(context), request.timestamp)
     log.info("build time: %s (%s)", "now" if when.seconds is None else when.seconds, when.source)
+    log.phase("build: build time chosen (git asked)")
     inputs = buildcache.BuildInputs(
         context=context,
         containerfile=file,
@@ -91,6 +92,7 @@ def run(
     )
     tool_path = procs.child_environment()["PATH"]
     before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
+    log.phase("build: fingerprint before the build")
     if before.digest is None:
         log.info("build cache: %s, so buildah runs", before.reason)
     elif request.no_cache or request.pull == "always":
@@ -104,6 +106,7 @@ def run(
     storage = rootless.default_storage()
     rootless.prepare(storage)
     log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
+    log.phase("build: store and buildah's storage ready")
     targets = request.platforms or (request.platform,)
     if any(targets) and containerfile_runs(file):
         platforms.check_emulation([target for target in targets if target])  # before buildah
@@ -123,6 +126,7 @@ def run(
         else:
             descriptor = indexes.assemble(layouts, work / "index")
             image = store.add_images(work / "index", [(descriptor, tags)])[0]
+        log.phase("build: image added to the store")
     finally:
         store.release(work)
         if scratch != work:
@@ -134,6 +138,7 @@ def run(
             buildcache.remember(store, before.digest, image)
         else:
             log.info("build cache: the context changed during the build: not recorded")
+        log.phase("build: fingerprint after the build, recorded")
     return BuildResult(image, False)
 
 
@@ -185,6 +190,7 @@ def build_one(
         else:
             argv = buildah.bud_argv(options, destination)
         log.debug("running %s", " ".join(argv))
+        log.phase("build: bases prepared, buildah's command line ready")
         try:
             with layercache.holding(place.storage, when.seconds, buildah.clear_cache):
                 buildah.build(

@@ -74,6 +74,7 @@ def holding(
             if found != wanted:
                 _write(handle, wanted)
             # Converting the lock is not atomic: check again under the shared lock.
+        log.phase("build: layer cache's time checked")
         yield
     finally:
         os.close(handle)

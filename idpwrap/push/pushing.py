@@ -51,6 +51,7 @@ def run(
         if request.platform is not None:
             image = indexes.child(store, image, request.platform)
         blobs = indexes.copied_blobs(store, image)
+        log.phase("push: image resolved in the store")
         tried: list[str] = []
         credentials = creds.resolve(
             registry.host,
@@ -59,6 +60,7 @@ def run(
             authfile=request.authfile,
             tried=tried,
         )
+        log.phase("push: credentials resolved")
         destination = plan_destination(request, source, image, registry, credentials)
         if destination.lowercased_owner:
             notice(
@@ -101,6 +103,7 @@ def run(
                 ):
                     options = options._replace(extra_fds=fds)
                     log.debug("running %s", " ".join(argv))
+                    log.phase("push: skopeo's command line ready")
                     try:
                         _copy_with_one_more_try(
                             argv, options, live, request, credentials, notice, destination, tried
@@ -124,6 +127,7 @@ def run(
                 f" image is {image.digest}: the push did not copy the image unchanged"
             )
         live.pushed(destination.reference, pushed_digest)
+        log.phase("push: digest checked, progress closed")
         if request.signer is not None:
             from idpwrap.sign import signing
 
