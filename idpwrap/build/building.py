@@ -178,7 +178,7 @@ def build_one(
             secrets=tuple(request.secrets),
             platform=platform,
             storage=place.storage,
-            ulimits=tuple(limits.buildah_ulimits("buildah")),
+            ulimits=tuple(limits.buildah_ulimits("buildah", remembered_version(place.storage))),
             timestamp=when.seconds,
             annotations=tuple(when.annotations()),
             format=request.format,
@@ -203,6 +203,12 @@ def build_one(
                 shown.flush()
         if request.format == "docker":
             buildah.copy_to_layout(place.storage, name, destination)
+
+
+def remembered_version(storage: rootless.Storage) -> Callable[[str], str]:
+    """buildah's version asked once per binary, not once per build (tools/limits.py)."""
+    cache_file = layercache.version_path(storage)
+    return lambda buildah: limits.remembered_version(buildah, cache_file)
 
 
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:
