@@ -18,7 +18,7 @@ from pathlib import Path
 
 from idpwrap import log, platforms
 from idpwrap.build import bases as stored_bases
-from idpwrap.build import buildlog, layercache, timestamps
+from idpwrap.build import buildlog, hashcache, layercache, timestamps
 from idpwrap.build import cache as buildcache
 from idpwrap.build.containerfile import instructions
 from idpwrap.build.request import BuildRequest, BuildResult
@@ -91,8 +91,10 @@ def run(
         format=request.format,
     )
     tool_path = procs.child_environment()["PATH"]
-    before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
-    log.phase("build: fingerprint before the build")
+    # The context's file digests of earlier builds: only changed files are read (hashcache.py).
+    hashes = hashcache.for_context(store.root, context)
+    before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path, hashes=hashes)
+    log.phase(f"build: fingerprint before the build ({hashes.hashed} files read)")
     if before.digest is None:
         log.info("build cache: %s, so buildah runs", before.reason)
     elif request.no_cache or request.pull == "always":
@@ -100,6 +102,7 @@ def run(
     else:
         reused = buildcache.reuse(store, before.digest, tags)
         if reused is not None:
+            hashes.save()
             return BuildResult(reused, True)
     store.ensure()  # first: a store we cannot write is the error to report
     rootless.check_ready()
@@ -129,16 +132,21 @@ def run(
         log.phase("build: image added to the store")
     finally:
         store.release(work)
+        hashes.save()  # after buildah, even a failed one: the next build reads only changes
         if scratch != work:
             remove_tree(scratch)
     if before.digest is not None:
         # Recorded only if nothing changed while buildah ran: the image is of these inputs.
-        after = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
+        read = hashes.hashed
+        after = buildcache.fingerprint(
+            inputs, store.images(), buildah_path=tool_path, hashes=hashes
+        )
         if after.digest == before.digest:
             buildcache.remember(store, before.digest, image)
         else:
             log.info("build cache: the context changed during the build: not recorded")
-        log.phase("build: fingerprint after the build, recorded")
+        hashes.save()  # the digests of files too young to keep before the build
+        log.phase(f"build: fingerprint after the build ({hashes.hashed - read} read), recorded")
     return BuildResult(image, False)
 
 
