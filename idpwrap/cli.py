@@ -221,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     teardown, which costs a few milliseconds of every push and does nothing we need: every
     command has closed its files and stopped its children by the time it returns."""
     code = run(argv)
+    log = sys.modules.get("idpwrap.log")
+    if log is not None:
+        log.phase("done")  # type: ignore[attr-defined]
     if argv is None:
         import os
 
@@ -241,11 +244,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{__version__}\n")
         return 0
     from idpwrap import log
+
+    log.start_timing()
     from idpwrap.errors import EXIT_FAILED, EXIT_INTERRUPTED, IdpwrapError
 
     selected = arguments[0] if arguments and arguments[0] in COMMANDS else None
     args = build_parser(selected).parse_args(arguments)
     log.configure(args.verbose, args.debug)
+    log.phase(f"{args.command}: imported, arguments parsed")
     try:
         return command_module(args.command).execute(args)
     except IdpwrapError as error:

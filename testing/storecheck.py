@@ -17,7 +17,7 @@ MANIFEST_TYPES = {
     "application/vnd.docker.distribution.manifest.v2+json",
 }
 KNOWN_ROOT = {"oci-layout", "index.json", "blobs", ".idpwrap.lock", ".idpwrap.gc.lock",
-              ".idpwrap.tmp", ".idpwrap.builds.json"}  # fmt: skip
+              ".idpwrap.tmp", ".idpwrap.builds.json", ".idpwrap.hashes"}  # fmt: skip
 
 
 def tags(store: Path) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from idpwrap import log, platforms
 from idpwrap.build import bases as stored_bases
-from idpwrap.build import buildlog, layercache, timestamps
+from idpwrap.build import buildlog, hashcache, layercache, timestamps
 from idpwrap.build import cache as buildcache
 from idpwrap.build.containerfile import instructions
 from idpwrap.build.request import BuildRequest, BuildResult
@@ -76,6 +76,7 @@ def run(
     tags = list(request.tags)
     when = timestamps.choose(str(context), request.timestamp)
     log.info("build time: %s (%s)", "now" if when.seconds is None else when.seconds, when.source)
+    log.phase("build: build time chosen (git asked)")
     inputs = buildcache.BuildInputs(
         context=context,
         containerfile=file,
@@ -90,7 +91,10 @@ def run(
         format=request.format,
     )
     tool_path = procs.child_environment()["PATH"]
-    before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
+    # The context's file digests of earlier builds: only changed files are read (hashcache.py).
+    hashes = hashcache.for_context(store.root, context)
+    before = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path, hashes=hashes)
+    log.phase(f"build: fingerprint before the build ({hashes.hashed} files read)")
     if before.digest is None:
         log.info("build cache: %s, so buildah runs", before.reason)
     elif request.no_cache or request.pull == "always":
@@ -98,12 +102,14 @@ def run(
     else:
         reused = buildcache.reuse(store, before.digest, tags)
         if reused is not None:
+            hashes.save()
             return BuildResult(reused, True)
     store.ensure()  # first: a store we cannot write is the error to report
     rootless.check_ready()
     storage = rootless.default_storage()
     rootless.prepare(storage)
     log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
+    log.phase("build: store and buildah's storage ready")
     targets = request.platforms or (request.platform,)
     if any(targets) and containerfile_runs(file):
         platforms.check_emulation([target for target in targets if target])  # before buildah
@@ -123,17 +129,24 @@ def run(
         else:
             descriptor = indexes.assemble(layouts, work / "index")
             image = store.add_images(work / "index", [(descriptor, tags)])[0]
+        log.phase("build: image added to the store")
     finally:
         store.release(work)
+        hashes.save()  # after buildah, even a failed one: the next build reads only changes
         if scratch != work:
             remove_tree(scratch)
     if before.digest is not None:
         # Recorded only if nothing changed while buildah ran: the image is of these inputs.
-        after = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
+        read = hashes.hashed
+        after = buildcache.fingerprint(
+            inputs, store.images(), buildah_path=tool_path, hashes=hashes
+        )
         if after.digest == before.digest:
             buildcache.remember(store, before.digest, image)
         else:
             log.info("build cache: the context changed during the build: not recorded")
+        hashes.save()  # the digests of files too young to keep before the build
+        log.phase(f"build: fingerprint after the build ({hashes.hashed - read} read), recorded")
     return BuildResult(image, False)
 
 
@@ -173,7 +186,7 @@ def build_one(
             secrets=tuple(request.secrets),
             platform=platform,
             storage=place.storage,
-            ulimits=tuple(limits.buildah_ulimits("buildah")),
+            ulimits=tuple(limits.buildah_ulimits("buildah", remembered_version(place.storage))),
             timestamp=when.seconds,
             annotations=tuple(when.annotations()),
             format=request.format,
@@ -185,6 +198,7 @@ def build_one(
         else:
             argv = buildah.bud_argv(options, destination)
         log.debug("running %s", " ".join(argv))
+        log.phase("build: bases prepared, buildah's command line ready")
         try:
             with layercache.holding(place.storage, when.seconds, buildah.clear_cache):
                 buildah.build(
@@ -197,6 +211,12 @@ def build_one(
                 shown.flush()
         if request.format == "docker":
             buildah.copy_to_layout(place.storage, name, destination)
+
+
+def remembered_version(storage: rootless.Storage) -> Callable[[str], str]:
+    """buildah's version asked once per binary, not once per build (tools/limits.py)."""
+    cache_file = layercache.version_path(storage)
+    return lambda buildah: limits.remembered_version(buildah, cache_file)
 
 
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:

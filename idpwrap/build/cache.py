@@ -17,6 +17,11 @@ URL, a ``Containerfile.in`` (preprocessed with cpp) or anything the reader is un
 makes the build always run buildah. Errors go one way: a false "changed" costs a build, a
 false "unchanged" would give a wrong image.
 
+Each file's content digest comes from ``hashcache.py``: kept between builds under the file's
+inode, size and times, so an unchanged context is a walk of ``lstat`` calls, and a changed one
+reads only what changed (a file too recently written to trust its times is read every time).
+The fingerprint is taken again after buildah, through the same digests.
+
 Records live in the store, ``.idpwrap.builds.json`` (fingerprint -> manifest digest), written
 atomically under the store's write lock; a record whose manifest no tag names any more is
 ignored, so ``rmi`` and ``prune`` need not know about them.
@@ -34,7 +39,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from idpwrap import __version__, log
-from idpwrap.build import containerfile, ignore
+from idpwrap.build import containerfile, hashcache, ignore
+from idpwrap.build.hashcache import HashCache
 from idpwrap.errors import ImageNotFound, StoreError
 
 TYPE_CHECKING = False
@@ -83,8 +89,7 @@ class Fingerprint(namedtuple("Fingerprint", "digest reason")):
 
 
 def file_digest(path: str | Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    return hashcache.file_digest(str(path))
 
 
 def base_digests(
@@ -129,7 +134,12 @@ def fingerprint(
     images: Sequence[StoredImage],
     *,
     buildah_path: str,
+    hashes: HashCache | None = None,
 ) -> Fingerprint:
+    """The build's fingerprint; ``hashes`` keeps the context's file digests between the
+    fingerprints of one build and between builds (hashcache.py), else each file is read."""
+    if hashes is None:
+        hashes = hashcache.in_memory()
     if inputs.containerfile.name.endswith(".in"):
         return Fingerprint(None, "a .in Containerfile is preprocessed with cpp")
     try:
@@ -169,32 +179,18 @@ def fingerprint(
     digest.update(f"\0ignore {rules.source} {rules.certain}\n".encode())
     try:
         for path, info in ignore.walk(inputs.context, rules):
-            digest.update(_entry_line(inputs.context, path, info))
+            digest.update(_entry_line(inputs.context, path, info, hashes))
     except OSError as error:
         return Fingerprint(None, f"cannot read the context: {error}")
     return Fingerprint(digest.hexdigest(), None)
 
 
-# The fingerprint is taken before buildah runs and again after: a file whose inode, size,
-# modification and change times are all the same has the same bytes (ctime moves on every
-# write and cannot be set back), so its digest is not computed twice in one process.
-_CONTENT_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
-
-
-def _content_digest(file: str, info: os.stat_result) -> str:
-    key = (file, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-    digest = _CONTENT_DIGESTS.get(key)
-    if digest is None:
-        digest = _CONTENT_DIGESTS[key] = file_digest(file)
-    return digest
-
-
-def _entry_line(context: Path, path: str, info: os.stat_result) -> bytes:
+def _entry_line(context: Path, path: str, info: os.stat_result, hashes: HashCache) -> bytes:
     mode = info.st_mode
     owner = f"{info.st_uid}:{info.st_gid}"
     name = path.encode("utf-8", "surrogateescape")
     if stat.S_ISREG(mode):
-        content = _content_digest(os.path.join(context, path), info)
+        content = hashes.digest(path, os.path.join(context, path), info)
         detail = f"f {stat.S_IMODE(mode):o} {owner} {info.st_size} {content}"
     elif stat.S_ISDIR(mode):
         detail = f"d {stat.S_IMODE(mode):o} {owner}"

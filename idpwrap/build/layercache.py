@@ -28,6 +28,13 @@ def marker_path(storage: Storage) -> str:
     return os.path.join(os.path.dirname(storage.root), f"{os.path.basename(storage.root)}.time")
 
 
+def version_path(storage: Storage) -> str:
+    """Where buildah's ``--version`` is remembered, beside the storage like the time marker."""
+    return os.path.join(
+        os.path.dirname(storage.root), f"{os.path.basename(storage.root)}.buildah-version"
+    )
+
+
 def time_key(seconds: int | None) -> str:
     return NOW_KEY if seconds is None else str(seconds)
 
@@ -74,6 +81,7 @@ def holding(
             if found != wanted:
                 _write(handle, wanted)
             # Converting the lock is not atomic: check again under the shared lock.
+        log.phase("build: layer cache's time checked")
         yield
     finally:
         os.close(handle)

@@ -52,6 +52,7 @@ def run(
         if request.platform is not None:
             image = indexes.child(store, image, request.platform)
         blobs = indexes.copied_blobs(store, image)
+        log.phase("push: image resolved in the store")
         tried: list[str] = []
         credentials = creds.resolve(
             registry.host,
@@ -60,6 +61,7 @@ def run(
             authfile=request.authfile,
             tried=tried,
         )
+        log.phase("push: credentials resolved")
         destination = plan_destination(request, source, image, registry, credentials)
         if destination.lowercased_owner:
             notice(
@@ -108,6 +110,7 @@ def run(
                 ):
                     options = options._replace(extra_fds=fds)
                     log.debug("running %s", " ".join(argv))
+                    log.phase("push: skopeo's command line ready")
                     try:
                         _copy_with_one_more_try(
                             argv, options, live, request, credentials, notice, destination, tried
@@ -133,6 +136,7 @@ def run(
                     " Gitea did not keep the image under the lowercased tag"
                 )
         live.pushed(destination.reference, pushed_digest)
+        log.phase("push: digest checked, progress closed")
         if request.signer is not None:
             from idpwrap.sign import signing
 

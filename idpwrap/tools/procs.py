@@ -25,6 +25,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from idpwrap import log
 from idpwrap.errors import EXIT_TERMINATED, Interrupted, ToolMissing, ToolNotRun
 
 PR_SET_PDEATHSIG = 1
@@ -291,6 +292,7 @@ def run_streaming(
                 if error_read is not None:
                     os.close(error_write)
             forwarder.pid = pid
+            log.phase(f"{os.path.basename(argv[0])} started")
             if forwarder.received is not None:  # it came while the child was starting
                 forwarder(forwarder.received, None)
             try:
@@ -299,6 +301,7 @@ def run_streaming(
                 stderr = _pump(output_read, error_read, on_output, forwarder, pid)
             finally:
                 exit_code = _reap(pid)
+                log.phase(f"{os.path.basename(argv[0])} exited")
     finally:
         os.close(output_read)
         if error_read is not None:

@@ -25,6 +25,9 @@ def test_bench_quick_mode_measures_every_figure():
         "throughput",
         "raw `buildah bud`",
         "warm rebuild",
+        "floor:",
+        "file context: one file changed / cold build",
+        "file context: unchanged rebuild",
     ):
         assert figure in names, names
     for line in lines:

@@ -360,3 +360,30 @@ def test_run_steps_get_the_hard_limits_where_buildahs_are_too_high(cli, tmp_path
             assert files[name].strip() == str(hard).encode()
     if not passed:
         assert "--ulimit" not in result.stderr
+
+
+def test_kept_file_digests_see_a_one_file_change_and_an_unchanged_context(
+    cli, tmp_path, counting_buildah
+):
+    """Many files, their digests kept in the store between builds: an unchanged context is
+    recognised, one changed file (same size, modification time set back) rebuilds, and so does
+    another file changed next; each image has the new bytes."""
+    path, log = counting_buildah
+    files = {f"src/d{n // 50}/f{n % 50}.txt": f"file {n:04d}\n".encode() for n in range(300)}
+    context = context_with(tmp_path / "ctx", "FROM scratch\nCOPY src /src\n", files)
+    old = 1_600_000_000
+    for name in files:
+        os.utime(context / name, (old, old))  # older than the racy window: digests are kept
+    build(cli, context, "many:v1", "-q", env=path)
+    assert runs(log) == 1
+    assert list((cli.store / ".idpwrap.hashes").iterdir())
+    build(cli, context, "many:v1", "-q", env=path)
+    assert runs(log) == 1, "buildah ran for an unchanged context"
+    for number, name in enumerate(("src/d1/f7.txt", "src/d4/f2.txt"), start=2):
+        (context / name).write_bytes(b"CHANGED!!\n")  # the same size as before
+        os.utime(context / name, (old, old))
+        build(cli, context, f"many:v{number}", "-q", env=path)
+        assert runs(log) == number, f"buildah did not run after {name} changed"
+        assert layer_files(cli.store, f"many:v{number}")[name] == b"CHANGED!!\n"
+    build(cli, context, "many:v3", "-q", env=path)
+    assert runs(log) == 3

@@ -70,3 +70,30 @@ def test_doctor_names_low_limits(monkeypatch) -> None:
     assert "nofile 20000" in check.message and "--ulimit nofile=20000:20000" in check.message
     monkeypatch.setattr(limits, "low_hard_limits", lambda: {})
     assert "buildah's defaults" in doctor.resource_limits().message
+
+
+def test_buildahs_version_is_asked_once_per_binary(tmp_path, monkeypatch) -> None:
+    """A real tiny buildah that counts its runs: a second build reads the kept answer, a
+    replaced binary is asked again."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    runs = tmp_path / "runs"
+    buildah = bin_dir / "buildah"
+
+    def install(version: str) -> None:
+        buildah.unlink(missing_ok=True)  # a new inode, as a package upgrade gives
+        buildah.write_text(f"#!/bin/sh\necho x >> {runs}\necho 'buildah version {version} (x)'\n")
+        buildah.chmod(0o755)
+
+    install("1.39.3")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    cache = str(tmp_path / "storage.buildah-version")
+    assert "1.39.3" in limits.remembered_version("buildah", cache)
+    assert "1.39.3" in limits.remembered_version("buildah", cache)
+    assert runs.read_text().count("x") == 1
+    install("1.28.2")
+    assert "1.28.2" in limits.remembered_version("buildah", cache)
+    assert runs.read_text().count("x") == 2
+    (tmp_path / "storage.buildah-version").write_text("torn")
+    assert "1.28.2" in limits.remembered_version("buildah", cache)
+    assert runs.read_text().count("x") == 3
