@@ -22,8 +22,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from idpwrap.config.settings import Setting
     from idpwrap.push.display import ProgressView
     from idpwrap.sign.signing import Signer
+    from idpwrap.store.api import Store
 
 PROGRESS_MODES = ("auto", "tty", "plain", "json", "none")
 
@@ -34,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "destination", metavar="DEST", nargs="?",
         help="[HOST/]PATH[:TAG]; overrides the Gitea mapping HOST/OWNER/NAME:TAG",
     )  # fmt: skip
+    add_push_options(parser)
+    parser.add_argument(
+        "--all-tags", action="store_true", help="push every tag of SOURCE's repository"
+    )
+    parser.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]",
+        help="of a multi-platform image, push only this platform's image (default: the whole"
+        " index, every child first)",
+    )  # fmt: skip
+
+
+def add_push_options(parser: argparse.ArgumentParser) -> None:
+    """How a push goes: where, as whom, with which trust, what it reports; declared once for
+    ``push`` and ``build --push`` (and the build cache, which reaches registries alike)."""
     parser.add_argument(
         "--registry", metavar="URL",
         help="https://host:port, host:port or http://host:port (default: $IDPWRAP_REGISTRY,"
@@ -55,9 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_authfile_argument(parser)
     parser.add_argument(
-        "--all-tags", action="store_true", help="push every tag of SOURCE's repository"
-    )
-    parser.add_argument(
         "--digestfile", metavar="FILE",
         help="write the pushed digest to FILE (with --all-tags: REFERENCE DIGEST lines)",
     )  # fmt: skip
@@ -69,11 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sign-passphrase-file", metavar="FILE",
         help="the signing key's passphrase (default: $IDPWRAP_SIGN_PASSPHRASE, else a prompt)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--platform", metavar="OS/ARCH[/VARIANT]",
-        help="of a multi-platform image, push only this platform's image (default: the whole"
-        " index, every child first)",
     )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true", help='print {"reference", "digest", "size"} on stdout'
@@ -112,15 +120,33 @@ def push_platform(text: str | None) -> str | None:
     return found[0]
 
 
-def execute(args: argparse.Namespace) -> int:
+def read_password(args: argparse.Namespace, command: str = "push") -> str | None:
+    """--password-stdin's secret, read once however many registries a command talks to."""
     import sys
 
+    if args.password_argument is not None:
+        raise UsageError(password_argument_refused(command))
+    if not args.password_stdin:
+        return None
+    if not hasattr(args, "password_read"):
+        if sys.stdin.isatty():
+            raise UsageError(
+                f'--password-stdin reads a pipe: echo "$TOKEN" | idpwrap {command} ...'
+            )
+        args.password_read = sys.stdin.read().rstrip("\r\n")
+    return args.password_read  # type: ignore[no-any-return]
+
+
+def prepare(
+    args: argparse.Namespace, source: str, destination: str | None, command: str = "push"
+) -> tuple[PushRequest, dict[str, Setting]]:
+    """The PushRequest of the push options and settings (flags, then IDPWRAP_*, then the
+    config file, then the defaults)."""
     from idpwrap.config import settings as config
 
-    if args.password_argument is not None:
-        raise UsageError(password_argument_refused("push"))
+    password = read_password(args, command)
     settings = config.for_push(
-        source_host=parse_source(args.source).host or destination_host(args.destination),
+        source_host=parse_source(source).host or destination_host(destination),
         registry=args.registry,
         owner=args.owner,
         insecure=config.insecure_flag(args.insecure, args.tls_verify),
@@ -128,16 +154,10 @@ def execute(args: argparse.Namespace) -> int:
         cert_dir=args.cert_dir,
         retry=args.retry,
         progress=args.progress,
-    )  # flags, then IDPWRAP_*, then the config file, then the defaults
-    mode = settings["progress"].value
-    password = None
-    if args.password_stdin:
-        if sys.stdin.isatty():
-            raise UsageError('--password-stdin reads a pipe: echo "$TOKEN" | idpwrap push ...')
-        password = sys.stdin.read().rstrip("\r\n")
+    )
     request = PushRequest(
-        source=args.source,
-        destination=args.destination,
+        source=source,
+        destination=destination,
         registry=settings["registry"].value,
         owner=settings["owner"].value,
         tls=config.trust_of(settings, args.cert_dir),
@@ -146,17 +166,28 @@ def execute(args: argparse.Namespace) -> int:
         password=password,
         authfile=args.authfile or None,
         signer=_signer(args),
-        platform=push_platform(args.platform),
+        platform=push_platform(getattr(args, "platform_to_push", None)),
     )
+    return request, settings
+
+
+def push_and_report(
+    args: argparse.Namespace,
+    store: Store,
+    request: PushRequest,
+    settings: dict[str, Setting],
+    all_tags: bool = False,
+) -> None:
+    """The push, its digest file and its result lines (or JSON) on stdout."""
+    mode = settings["progress"].value
 
     def make_view(label: str) -> ProgressView:
         from idpwrap.push import display
 
         return display.make_view(mode, label)
 
-    store = open_store(args)
     try:
-        if args.all_tags:
+        if all_tags:
             results = push_all_tags(store, request, make_view, notice)
         else:
             results = [run(store, request, make_view, notice)]
@@ -180,4 +211,10 @@ def execute(args: argparse.Namespace) -> int:
             print(json.dumps(result._asdict()))
         else:
             print(f"Pushed {result.reference}@{result.digest}")
+
+
+def execute(args: argparse.Namespace) -> int:
+    args.platform_to_push = args.platform
+    request, settings = prepare(args, args.source, args.destination)
+    push_and_report(args, open_store(args), request, settings, args.all_tags)
     return 0

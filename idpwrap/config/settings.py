@@ -226,6 +226,8 @@ def effective_settings(
     settings["format"] = config.setting("format")
     settings["sign_by_sigstore_private_key"] = config.setting("sign_by_sigstore_private_key")
     settings["platform"] = config.setting("platform")
+    settings["cache"] = config.setting("cache")
+    settings["cache_ttl"] = config.setting("cache_ttl")
     return settings
 
 
