@@ -140,6 +140,11 @@ def _run(
     targets = request.platforms or (request.platform,)
     if any(targets) and containerfile_runs(file):
         platforms.check_emulation([target for target in targets if target])  # before buildah
+    layers = None if access is None else cachesteps.LayerCache(request.cache, access)
+    if layers is not None and layers.cache_from:
+        said = cachesteps.arg_miss_notice(file.read_text(errors="replace"))
+        if said:
+            on_output(f"idpwrap: {said}\n")
     work = store.temp_dir("build")
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
@@ -148,11 +153,6 @@ def _run(
             if len(targets) > 1:
                 on_output(f"idpwrap: building {platform} ({number} of {len(targets)})\n")
             layout = work / f"layout-{number}" if len(targets) > 1 else work / "layout"
-            layers = None if access is None else cachesteps.LayerCache(request.cache, access)
-            if layers is not None and layers.cache_from and number == 1:
-                said = cachesteps.arg_miss_notice(file.read_text(errors="replace"))
-                if said:
-                    on_output(f"idpwrap: {said}\n")
             place = BuildPlace(work, scratch, storage, when, layers, warn)
             build_one(store, request, file, written_file, platform, layout, place, on_output)
             layouts.append(layout)
@@ -170,7 +170,8 @@ def _run(
         after = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
         if after.digest == before.digest:
             buildcache.remember(store, before.digest, image)
-            if access is not None and request.cache.cache_to:
+            # A registry that refused buildah's cache push was said once, and refuses us too.
+            if layers is not None and layers.cache_to and not layers.write_failed:
                 registrycache.publish(
                     store, access, request.cache.cache_to, before.digest, image, warn
                 )
@@ -205,7 +206,7 @@ def build_one(
         if not log.verbose():  # --verbose shows buildah's output as it is
             shown = buildlog.OutputFilter(on_output, names, ", ".join(map(str, tags)))
         steps = cachesteps.StepSources(shown)
-        layers = place.layers.options() if place.layers is not None else {}
+        cache_options = place.layers.options() if place.layers is not None else {}
         options = buildah.BuildOptions(
             context=request.context.absolute(),
             containerfile=file,
@@ -221,7 +222,7 @@ def build_one(
             timestamp=when.seconds,
             annotations=tuple(when.annotations()),
             format=request.format,
-            **layers,  # type: ignore[arg-type]
+            **cache_options,  # type: ignore[arg-type]
         )
         destination = layout_reference(layout, place.scratch)
         # Into buildah's storage first when the format asks for it, and with --cache-to: 1.28
@@ -245,6 +246,8 @@ def build_one(
                         f" ({reason.rsplit(': ', 1)[-1].strip()}): building without --cache-to"
                     )
                     options = dataclasses.replace(options, cache_to=())
+                    if place.layers is not None:
+                        place.layers.write_failed = True
                     steps = cachesteps.StepSources(shown)
                     _bud(options, name, steps, work, layout)
         except BuildFailed as failed:

@@ -30,6 +30,7 @@ class LayerCache:
         self.cache_to = tuple(cache.cache_to)
         self.ttl = cache.ttl
         self.access = access
+        self.write_failed = False  # buildah's cache push failed: the registry refuses writes
         version = buildah.version()
         if version is not None and version < buildah.REPEATED_CACHE_SINCE:
             # 1.28 takes one of each (a string flag: the last would win): the first, said.
