@@ -145,14 +145,10 @@ def test_a_refused_cache_push_is_one_warning_and_the_build_goes_on(tmp_path, reg
 def test_two_runners_filling_one_cache_at_once_both_finish(tmp_path, registry):
     context = make_context(tmp_path / "ctx", CONTAINERFILE, {"app.txt": b"together\n"})
     first, second = runners(tmp_path)
-    processes = [
-        cli.popen(
-            "build", str(context), "-t", "app:v1",
-            "--cache", f"{registry.host}/giteaadmin/together-buildcache", *registry.tls_options(),
-            credentials=registry.credentials,
-        )  # fmt: skip
-        for cli in (first, second)
-    ]
+    repository = f"{registry.host}/giteaadmin/together-buildcache"
+    arguments = ["build", str(context), "-t", "app:v1", "--cache", repository]
+    arguments += registry.tls_options()
+    processes = [cli.popen(*arguments, credentials=registry.credentials) for cli in (first, second)]
     for process in processes:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
