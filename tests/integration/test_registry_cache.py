@@ -7,6 +7,7 @@ the registry; runner B's buildah storage proves whether buildah started at all.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -154,3 +155,26 @@ def test_two_runners_filling_one_cache_at_once_both_finish(tmp_path, registry):
         assert process.returncode == 0, stderr
     assert local_image(first.store, "app:v1").digest
     assert local_image(second.store, "app:v1").digest
+
+
+def test_build_push_to_gitea_with_the_cache_next_to_the_image(tmp_path, gitea_registry):
+    context = make_context(tmp_path / "ctx", CONTAINERFILE, {"app.txt": b"pushed\n"})
+    first, second = runners(tmp_path)
+    credentials = ("giteaAdmin", gitea_registry.secret("giteaAdmin", "token"))
+    options = ["--push", "--cache", "auto", "--registry", gitea_registry.url, "--json"]
+    options += gitea_registry.tls_options()
+    results = [
+        cli.run(
+            "build", str(context), "-t", "pushed:v1", *options, credentials=credentials, timeout=300
+        )
+        for cli in (first, second)
+    ]
+    for result in results:
+        assert result.returncode == 0, result.describe()
+        pushed = json.loads(result.stdout)  # stdout is the push's JSON line alone
+        assert pushed["reference"] == f"{gitea_registry.host}/giteaadmin/pushed:v1"
+        assert pushed["digest"] == local_image(first.store, "pushed:v1").digest
+    assert f"{gitea_registry.host}/giteaadmin/pushed-buildcache:idpwrap-build-" in (
+        results[1].stderr
+    )
+    assert not buildah_started(second)
