@@ -3,7 +3,7 @@
 
 Each timed figure is the ratio of medians over alternating runs (idpwrap, raw, idpwrap, raw,
 ...), so that drift of the machine hits both sides alike. Writes BENCHMARKS.md unless --quick.
-The cases are benchpush.py and benchbuild.py; what they share is benchlib.py.
+The cases are benchpush.py, benchbuild.py and benchcache.py; what they share is benchlib.py.
 
     scripts/bench             # 11 runs of each, rewrites BENCHMARKS.md
     scripts/bench --quick     # 1 run of each, smaller images, writes nothing (the suite runs it)
@@ -25,6 +25,7 @@ from benchbuild import (
     store_sharing,
     warm_rebuild,
 )
+from benchcache import registry_cache_layers, registry_cache_whole_build
 from benchlib import MIB, Bench, Figure
 from benchpush import (
     four_layer_push,
@@ -50,6 +51,8 @@ FIGURES: list[Callable[[Bench], Figure | list[Figure] | None]] = [
     warm_rebuild,
     large_context_rebuilds,
     store_sharing,
+    registry_cache_whole_build,
+    registry_cache_layers,
 ]
 
 

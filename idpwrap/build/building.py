@@ -11,6 +11,7 @@ platforms.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections import namedtuple
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from idpwrap import log, platforms
 from idpwrap.build import bases as stored_bases
-from idpwrap.build import buildlog, hashcache, layercache, timestamps
+from idpwrap.build import buildlog, cachesteps, hashcache, layercache, registrycache, timestamps
 from idpwrap.build import cache as buildcache
 from idpwrap.build.containerfile import instructions
 from idpwrap.build.request import BuildRequest, BuildResult
@@ -45,15 +46,19 @@ def layout_reference(layout: Path, scratch: Path) -> str:
     return f"oci:{layout}:{LAYOUT_IMAGE_NAME}"
 
 
-class BuildPlace(namedtuple("BuildPlace", "work scratch storage when")):
+class BuildPlace(
+    namedtuple("BuildPlace", "work scratch storage when layers warn", defaults=(None, None))
+):
     """Where each platform's buildah runs: the store's working directory, a colon-free one for
-    links, buildah's storage, and the build time."""
+    links, buildah's storage, the build time, the registry's layer cache, warnings' way out."""
 
     __slots__ = ()
     work: Path
     scratch: Path
     storage: rootless.Storage
     when: timestamps.BuildTime
+    layers: cachesteps.LayerCache | None
+    warn: Callable[[str], None] | None
 
 
 def run(
@@ -61,9 +66,26 @@ def run(
     request: BuildRequest,
     *,
     on_output: Callable[[str], None],
+    warn: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Build ``request`` into ``store`` (or only tag the image of an identical earlier build);
-    buildah's output goes to ``on_output`` as it comes."""
+    """Build ``request`` into ``store`` (or only tag the image of an identical earlier build,
+    here or in the build cache's registry); buildah's output goes to ``on_output`` as it
+    comes, the build cache's warnings (one line each, never a failure) to ``warn``."""
+    if warn is None:
+        warn = lambda message: on_output(f"idpwrap: warning: {message}\n")  # noqa: E731
+    if request.cache is None:
+        return _run(store, request, on_output, warn, None)
+    with registrycache.opened(request.cache) as access:
+        return _run(store, request, on_output, warn, access)
+
+
+def _run(
+    store: Store,
+    request: BuildRequest,
+    on_output: Callable[[str], None],
+    warn: Callable[[str], None],
+    access: registrycache.Access | None,
+) -> BuildResult:
     if len(request.platforms) > 1 and request.format == "docker":
         raise UsageError(
             "--format docker builds one platform at a time (buildah 1.28 and skopeo 1.9.3 read"
@@ -104,6 +126,17 @@ def run(
         if reused is not None:
             hashes.save()
             return BuildResult(reused, True)
+        if access is not None and request.cache.cache_from:
+            found = registrycache.fetch(
+                store, access, request.cache.cache_from, before.digest, tags, warn
+            )
+            if found.image is not None:
+                return BuildResult(found.image, True, found.entry)
+            log.info("build cache: no whole build from the registry: %s", found.reason)
+            if not found.reachable:
+                access = None  # buildah would retry a dead registry for every step
+    if access is not None and before.digest is None:
+        log.info("build cache: no whole build from the registry: %s", before.reason)
     store.ensure()  # first: a store we cannot write is the error to report
     rootless.check_ready()
     storage = rootless.default_storage()
@@ -113,6 +146,11 @@ def run(
     targets = request.platforms or (request.platform,)
     if any(targets) and containerfile_runs(file):
         platforms.check_emulation([target for target in targets if target])  # before buildah
+    layers = None if access is None else cachesteps.LayerCache(request.cache, access)
+    if layers is not None and layers.cache_from:
+        said = cachesteps.arg_miss_notice(file.read_text(errors="replace"))
+        if said:
+            on_output(f"idpwrap: {said}\n")
     work = store.temp_dir("build")
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
@@ -121,7 +159,7 @@ def run(
             if len(targets) > 1:
                 on_output(f"idpwrap: building {platform} ({number} of {len(targets)})\n")
             layout = work / f"layout-{number}" if len(targets) > 1 else work / "layout"
-            place = BuildPlace(work, scratch, storage, when)
+            place = BuildPlace(work, scratch, storage, when, layers, warn)
             build_one(store, request, file, written_file, platform, layout, place, on_output)
             layouts.append(layout)
         if len(layouts) == 1:
@@ -143,6 +181,11 @@ def run(
         )
         if after.digest == before.digest:
             buildcache.remember(store, before.digest, image)
+            # A registry that refused buildah's cache push was said once, and refuses us too.
+            if layers is not None and layers.cache_to and not layers.write_failed:
+                registrycache.publish(
+                    store, access, request.cache.cache_to, before.digest, image, warn
+                )
         else:
             log.info("build cache: the context changed during the build: not recorded")
         hashes.save()  # the digests of files too young to keep before the build
@@ -175,6 +218,8 @@ def build_one(
         shown = on_output
         if not log.verbose():  # --verbose shows buildah's output as it is
             shown = buildlog.OutputFilter(on_output, names, ", ".join(map(str, tags)))
+        steps = cachesteps.StepSources(shown)
+        cache_options = place.layers.options() if place.layers is not None else {}
         options = buildah.BuildOptions(
             context=request.context.absolute(),
             containerfile=file,
@@ -190,27 +235,62 @@ def build_one(
             timestamp=when.seconds,
             annotations=tuple(when.annotations()),
             format=request.format,
+            **cache_options,  # type: ignore[arg-type]
         )
         destination = layout_reference(layout, place.scratch)
-        if request.format == "docker":
-            name = buildah.DOCKER_BUILD_PREFIX + os.urandom(8).hex()
-            argv = buildah.bud_argv(options, name)
-        else:
-            argv = buildah.bud_argv(options, destination)
-        log.debug("running %s", " ".join(argv))
+        # Into buildah's storage first when the format asks for it, and with --cache-to: 1.28
+        # fails to push the last step's cache from an oci: destination ("repository name
+        # must have at least one component").
+        by_name = request.format == "docker" or bool(options.cache_to)
+        name = buildah.DOCKER_BUILD_PREFIX + os.urandom(8).hex()
         log.phase("build: bases prepared, buildah's command line ready")
         try:
             with layercache.holding(place.storage, when.seconds, buildah.clear_cache):
-                buildah.build(
-                    argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
-                )
+                try:
+                    _bud(options, name if by_name else destination, steps, work, layout)
+                except BuildFailed as failed:
+                    if not (options.cache_to and steps.push_failed):
+                        raise
+                    # buildah fails the whole build on a failed cache push; the steps it built
+                    # are in its local cache, so the second run is quick.
+                    reason = next((line for line in reversed(failed.output)
+                                   if buildah.CACHE_PUSH_FAILED in line), "")  # fmt: skip
+                    (place.warn or on_output)(
+                        f"the layer cache {options.cache_to[0]} was not written"
+                        f" ({reason.rsplit(': ', 1)[-1].strip()}): building without --cache-to"
+                    )
+                    options = dataclasses.replace(options, cache_to=())
+                    if place.layers is not None:
+                        place.layers.write_failed = True
+                    steps = cachesteps.StepSources(shown)
+                    _bud(options, name, steps, work, layout)
         except BuildFailed as failed:
             raise explained(failed, written_file, names) from None
         finally:
             if isinstance(shown, buildlog.OutputFilter):
                 shown.flush()
-        if request.format == "docker":
-            buildah.copy_to_layout(place.storage, name, destination)
+            steps.report()
+        if by_name:
+            manifest_format = "v2s2" if request.format == "docker" else "oci"
+            buildah.copy_to_layout(place.storage, name, destination, manifest_format)
+
+
+def _bud(
+    options: buildah.BuildOptions,
+    destination: str,
+    steps: cachesteps.StepSources,
+    work: Path,
+    layout: Path,
+) -> None:
+    argv = buildah.bud_argv(options, destination)
+    log.debug("running %s", " ".join(argv))
+    fds = (options.authfile_fd,) if options.authfile_fd is not None else ()
+    if fds:
+        os.lseek(fds[0], 0, os.SEEK_SET)
+    buildah.build(
+        argv, steps, cwd=str(work), output_complete=lambda: layout_is_whole(layout),
+        pass_fds=fds,
+    )  # fmt: skip
 
 
 def remembered_version(storage: rootless.Storage) -> Callable[[str], str]:

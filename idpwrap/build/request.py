@@ -6,6 +6,7 @@ from collections import namedtuple
 from collections.abc import Sequence
 from pathlib import Path
 
+from idpwrap.tls import TlsTrust
 from idpwrap.tools.buildah import DEFAULT_PULL
 
 TYPE_CHECKING = False
@@ -18,8 +19,8 @@ class BuildRequest(
     namedtuple(
         "BuildRequest",
         "context tags containerfile build_args target labels no_cache pull secrets platform"
-        " timestamp format platforms",
-        defaults=(None, (), None, (), False, DEFAULT_PULL, (), None, None, "oci", ()),
+        " timestamp format platforms cache",
+        defaults=(None, (), None, (), False, DEFAULT_PULL, (), None, None, "oci", (), None),
     )
 ):
     """What to build: the options of ``idpwrap build``, checked and resolved."""
@@ -38,11 +39,37 @@ class BuildRequest(
     timestamp: str | int | None  # "now", seconds, or None: SOURCE_DATE_EPOCH, git, fixed epoch
     format: str  # oci, or docker (Docker v2 schema 2: keeps HEALTHCHECK, SHELL, ...)
     platforms: tuple[str, ...]  # two or more: one image index (platform is then None)
+    cache: CacheRequest | None  # the build cache in a registry, if one is asked for
 
 
-class BuildResult(namedtuple("BuildResult", "image reused")):
-    """The stored image, and whether an identical earlier build's image was reused."""
+class CacheRequest(
+    namedtuple(
+        "CacheRequest",
+        "cache_from cache_to ttl tls username password authfile retry",
+        defaults=((), (), None, TlsTrust(), None, None, None, 3),
+    )
+):
+    """The build cache in a registry: where it is read and written (``HOST/PATH`` each, on one
+    registry), and how it is reached, exactly as a push reaches a registry."""
+
+    __slots__ = ()
+    cache_from: Sequence[str]
+    cache_to: Sequence[str]
+    ttl: str | None  # buildah's --cache-ttl (a Go duration, e.g. 168h)
+    tls: TlsTrust
+    username: str | None
+    password: str | None  # from --password-stdin or the environment, never an argument
+    authfile: str | None
+
+    def __repr__(self) -> str:
+        return f"CacheRequest(cache_from={self.cache_from!r}, cache_to={self.cache_to!r})"
+
+
+class BuildResult(namedtuple("BuildResult", "image reused entry", defaults=(None,))):
+    """The stored image, whether an identical earlier build's image was reused, and the build
+    cache entry (``HOST/PATH:TAG``) it came from when it came from a registry."""
 
     __slots__ = ()
     image: StoredImage
     reused: bool
+    entry: str | None

@@ -9,6 +9,8 @@ from idpwrap import platforms
 from idpwrap.build import timestamps
 from idpwrap.build.building import run
 from idpwrap.build.request import BuildRequest
+from idpwrap.commands import buildregistry
+from idpwrap.commands.pushargs import push_and_report
 from idpwrap.commands.shared import notice, open_store
 from idpwrap.config.keys import IMAGE_FORMATS
 from idpwrap.config.settings import image_format
@@ -78,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " format, else oci",
     )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="do not show buildah's output")
+    buildregistry.add_arguments(parser)
 
 
 def platform_fields(values: list[str] | None) -> dict[str, object]:
@@ -115,6 +118,7 @@ def build_timestamp(flag: str | None) -> str | int | None:
 
 def execute(args: argparse.Namespace) -> int:
     tags = [parse_local(text) for text in args.tag]
+    pushing = buildregistry.push_request(args, tags[0])  # checked before anything is built
     request = BuildRequest(
         context=context_of(args.context_argument, args.context),
         tags=tags,
@@ -132,6 +136,7 @@ def execute(args: argparse.Namespace) -> int:
         secrets=[buildah.parse_secret(secret) for secret in args.secret],
         timestamp=build_timestamp(args.timestamp),
         format=image_format(args.format),
+        cache=buildregistry.cache_request(args, tags[0], pushing[0] if pushing else None),
         **platform_fields(args.platform),
     )
     store = open_store(args)
@@ -141,14 +146,23 @@ def execute(args: argparse.Namespace) -> int:
             sys.stderr.write(text)
             sys.stderr.flush()
 
-    result = run(store, request, on_output=show)
-    if result.reused and not args.quiet:
+    result = run(store, request, on_output=show, warn=lambda text: notice(f"warning: {text}"))
+    if result.entry and not args.quiet:
+        notice(
+            f"the build cache {result.entry} holds this very build ({result.image.digest}):"
+            " copied into the store without running buildah (--no-cache builds anew)"
+        )
+    elif result.reused and not args.quiet:
         notice(
             f"nothing changed since the build of {result.image.digest}: tagged without running"
             " buildah (--no-cache builds anew)"
         )
-    for tag in tags:
-        print(f"Image saved to local store: {tag}")
-    print(f"Digest: {result.image.digest}")
-    print(f"Store: {store.root}")
+    if not (pushing and args.json):  # with --json, stdout is the push's JSON alone
+        for tag in tags:
+            print(f"Image saved to local store: {tag}")
+        print(f"Digest: {result.image.digest}")
+        print(f"Store: {store.root}")
+    if pushing:
+        sys.stdout.flush()
+        push_and_report(args, store, *pushing)
     return 0

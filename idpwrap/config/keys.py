@@ -4,6 +4,7 @@ that turns a value (from the environment or the config file) into that kind."""
 from __future__ import annotations
 
 import os
+import re
 
 from idpwrap.errors import ConfigError, UsageError
 
@@ -32,8 +33,13 @@ KEYS: dict[str, tuple[str, str]] = {
     "up_to_date_check": ("IDPWRAP_UP_TO_DATE_CHECK", "bool"),
     # push: seconds each question about a tag may take before the push goes on without it
     "tag_lookup_timeout": ("IDPWRAP_TAG_LOOKUP_TIMEOUT", "count"),
+    # the build cache: HOST/PATH (or PATH on the registry, or auto: next to a --push image)
+    "cache": ("IDPWRAP_CACHE", "text"),
+    "cache_ttl": ("IDPWRAP_CACHE_TTL", "duration"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
+# Go's durations as buildah's --cache-ttl takes them: 168h, 90m, 1h30m, 45s.
+DURATION_RE = re.compile(r"(?:\d+(?:\.\d+)?(?:h|m|s|ms))+")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -96,6 +102,10 @@ def convert(key: str, value: object, where: str, base: Path | None = None) -> ob
             parse_registry(value)
         except UsageError as error:
             raise ConfigError(f"{where}: {error}") from error
+    if kind == "duration" and not DURATION_RE.fullmatch(value):
+        raise ConfigError(
+            f"{where}: '{key}' must be a duration such as 168h, 30m or 1h30m, not {value!r}"
+        )
     if kind == "platforms":
         from idpwrap.platforms import parse
 

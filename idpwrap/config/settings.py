@@ -233,6 +233,8 @@ def effective_settings(
     settings["platform"] = config.setting("platform")
     settings["up_to_date_check"] = config.setting("up_to_date_check")
     settings["tag_lookup_timeout"] = config.setting("tag_lookup_timeout")
+    settings["cache"] = config.setting("cache")
+    settings["cache_ttl"] = config.setting("cache_ttl")
     return settings
 
 

@@ -48,6 +48,14 @@ class BuildOptions:
     timestamp: int | None = None  # seconds since the epoch; None: buildah's clock
     annotations: Sequence[str] = field(default_factory=tuple)  # KEY=VALUE on the manifest
     format: str = "oci"
+    # The layer cache in a registry (buildah's --cache-from/--cache-to, HOST/PATH each) and how
+    # to reach it: an auth file as /dev/fd/N, TLS verification, a directory of CA files.
+    cache_from: Sequence[str] = field(default_factory=tuple)
+    cache_to: Sequence[str] = field(default_factory=tuple)
+    cache_ttl: str | None = None
+    authfile_fd: int | None = None
+    tls_verify: bool = True
+    cert_dir: str | None = None
 
 
 def isolation() -> str:
@@ -178,7 +186,57 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
     for build_arg in options.build_args:
         argv += ["--build-arg", build_arg]
     argv += options.ulimits
+    argv += registry_arguments(options)
     return [*argv, "-t", oci_destination, str(options.context)]
+
+
+def registry_arguments(options: BuildOptions) -> list[str]:
+    """The layer cache's repositories, and how buildah reaches registries (the cache's and a
+    FROM's): the credentials only ever as a descriptor's path, never a value."""
+    argv: list[str] = []
+    for repository in options.cache_from:
+        argv += ["--cache-from", repository]
+    for repository in options.cache_to:
+        argv += ["--cache-to", repository]
+    if options.cache_ttl and (options.cache_from or options.cache_to):
+        argv += ["--cache-ttl", options.cache_ttl]
+    if options.authfile_fd is not None:
+        argv += ["--authfile", f"/dev/fd/{options.authfile_fd}"]
+    if not options.tls_verify:
+        argv.append("--tls-verify=false")
+    if options.cert_dir:
+        argv += ["--cert-dir", options.cert_dir]
+    return argv
+
+
+# buildah 1.28 and 1.39 fail the whole build when a --cache-to push fails, in these words:
+# "failed pushing cache to {{{"HOST" "PATH"} "KEY"}}: ...".
+CACHE_PUSH_FAILED = "failed pushing cache to"
+# buildah 1.28's and 1.39's words for a step taken from a --cache-from repository.
+REMOTE_HIT = "Cache pulled from remote"
+LOCAL_HIT = "--> Using cache"
+# Up to 1.28, every step after an ARG misses the registry's layer cache (containers/buildah
+# #4315 and #4621); 1.29 fixed it. 1.28 takes one --cache-from and one --cache-to.
+ARG_MISSES_BEFORE = (1, 29)
+REPEATED_CACHE_SINCE = (1, 29)
+
+_VERSION: list[tuple[int, int] | None] = []
+
+
+def version() -> tuple[int, int] | None:
+    """buildah's major.minor (asked once per process), None when it does not say."""
+    if not _VERSION:
+        import re
+
+        from idpwrap.errors import ToolNotRun
+
+        try:
+            text = procs.run(["buildah", "--version"], timeout=20).stdout
+        except ToolNotRun:
+            text = ""
+        match = re.search(r"version (\d+)\.(\d+)", text)
+        _VERSION.append((int(match.group(1)), int(match.group(2))) if match else None)
+    return _VERSION[0]
 
 
 # buildah 1.28 fails with this after it has written the image to an oci: destination, when the
@@ -193,6 +251,7 @@ def build(
     *,
     cwd: str | None = None,
     output_complete: Callable[[], bool] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> None:
     """Run buildah (in ``cwd``), streaming its output; raise BuildFailed with its output.
 
@@ -209,8 +268,9 @@ def build(
         recent.extend(lines)
 
     finished = procs.run_streaming(
-        argv, remember, env=procs.child_environment(), merge_stderr=True, cwd=cwd
-    )
+        argv, remember, env=procs.child_environment(), merge_stderr=True, cwd=cwd,
+        pass_fds=pass_fds,
+    )  # fmt: skip
     if partial[0].strip():
         recent.append(partial[0])
     if finished.exit_code != 0:
@@ -229,19 +289,23 @@ def build(
 DOCKER_BUILD_PREFIX = "localhost/idpwrap-build-"
 
 
-def copy_to_layout_argvs(storage: Storage | None, name: str, destination: str) -> list[list[str]]:
-    """A docker-format image from buildah's storage into ``destination`` as Docker v2 schema 2
-    with compressed layers, then its name removed (its layers stay as the build cache)."""
+def copy_to_layout_argvs(
+    storage: Storage | None, name: str, destination: str, manifest_format: str = "v2s2"
+) -> list[list[str]]:
+    """An image from buildah's storage into ``destination`` (Docker v2 schema 2, or oci) with
+    compressed layers, then its name removed (its layers stay as the build cache)."""
     base = ["buildah", *(storage.argv() if storage else [])]
     return [
-        [*base, "push", "--format", "v2s2", "--disable-compression=false", "--quiet", name,
-         destination],
+        [*base, "push", "--format", manifest_format, "--disable-compression=false", "--quiet",
+         name, destination],
         [*base, "rmi", name],
     ]  # fmt: skip
 
 
-def copy_to_layout(storage: Storage | None, name: str, destination: str) -> None:
-    push, remove = copy_to_layout_argvs(storage, name, destination)
+def copy_to_layout(
+    storage: Storage | None, name: str, destination: str, manifest_format: str = "v2s2"
+) -> None:
+    push, remove = copy_to_layout_argvs(storage, name, destination, manifest_format)
     try:
         _run_or_fail(push)
     finally:

@@ -101,6 +101,46 @@ def copy_argv(source: str, destination: str, options: CopyOptions) -> list[str]:
     return [*argv, source, destination]
 
 
+def source_tls_flags(
+    registry: Registry, trust: TlsTrust | None, prefix: str = "--src-"
+) -> list[str]:
+    """``--src-tls-verify`` and ``--src-cert-dir`` (``prefix="--"``: inspect's own words), as
+    ``destination_tls_flags`` for a registry we read from."""
+    return [flag.replace("--dest-", prefix, 1) for flag in destination_tls_flags(registry, trust)]
+
+
+def inspect_raw_argv(reference: str, authfile_fd: int, registry: Registry, trust: TlsTrust | None,
+                     retry_times: int) -> list[str]:  # fmt: skip
+    """The manifest (or index) a registry holds for ``reference`` (``HOST/PATH:TAG``), as is."""
+    return [
+        "skopeo", "inspect", "--raw", "--authfile", f"/dev/fd/{authfile_fd}",
+        "--retry-times", str(retry_times), *source_tls_flags(registry, trust, "--"),
+        f"docker://{reference}",
+    ]  # fmt: skip
+
+
+def pull_argv(reference: str, layout: str, options: CopyOptions) -> list[str]:
+    """``reference`` (``HOST/PATH@sha256:...``) copied unchanged into the OCI ``layout``."""
+    argv = [
+        "skopeo", "copy", "--quiet", "--authfile", f"/dev/fd/{options.authfile_fd}",
+        "--retry-times", str(options.retry_times), "--preserve-digests",
+        *source_tls_flags(options.registry, options.tls),
+    ]  # fmt: skip
+    if options.all_images:
+        argv.append("--multi-arch=all")
+    return [*argv, f"docker://{reference}", layout]
+
+
+def run_quietly(argv: list[str], authfile_fd: int) -> tuple[procs.Finished, str]:
+    """A copy or inspect nobody watches (the build cache's): how it ended, and its stdout."""
+    output: list[str] = []
+    log.debug("running %s", " ".join(argv))
+    finished = procs.run_streaming(
+        argv, output.append, env=procs.child_environment(), pass_fds=(authfile_fd,)
+    )
+    return finished, "".join(output)
+
+
 def with_signing(argv: list[str], registries_d: str, key: str, passphrase_fd: int) -> list[str]:
     """A ``copy_argv`` that also signs with a sigstore private key; ``registries_d`` holds the
     ``use-sigstore-attachments`` setting for the destination."""

@@ -11,7 +11,7 @@ import pytest
 
 from idpwrap import platforms
 from idpwrap.build.building import containerfile_runs
-from idpwrap.commands import build, push
+from idpwrap.commands import build, pushargs
 from idpwrap.config import settings as config
 from idpwrap.errors import EXIT_SETUP, ConfigError, ImageNotFound, SetupError, UsageError
 from idpwrap.refs import LocalRef, Registry
@@ -110,10 +110,10 @@ def test_build_takes_one_platform_several_or_the_configs(tmp_path, monkeypatch):
 
 
 def test_push_takes_one_platform():
-    assert push.push_platform(None) is None
-    assert push.push_platform("linux/ARM64") == "linux/arm64"
+    assert pushargs.push_platform(None) is None
+    assert pushargs.push_platform("linux/ARM64") == "linux/arm64"
     with pytest.raises(UsageError, match="push takes one platform"):
-        push.push_platform("linux/amd64,linux/arm64")
+        pushargs.push_platform("linux/amd64,linux/arm64")
 
 
 def test_a_whole_index_is_copied_with_every_child():

@@ -1,0 +1,228 @@
+"""The build cache in a registry: whole builds by their fingerprint, and how buildah reaches it.
+
+A whole-build entry is a tag in the cache repository, ``REPO:idpwrap-build-<fingerprint>``
+(cache.py's 64 hex digits), on the very image the build made (a manifest, or the index of a
+multi-platform build, children included). A runner whose fingerprint finds the tag reads the
+manifest it names (``skopeo inspect --raw``: its SHA-256 is the entry's digest), then copies
+that digest, not the tag, into the store: a tag moved by another runner in between cannot give
+a different image, and skopeo checks the manifest and every blob against it. The store's copy
+must then hold exactly that digest, or the entry is ignored with a warning and buildah runs.
+
+After a real build, the image is pushed under its entry tag. One build adds one such tag per
+cache repository (plus buildah's one tag per layer step, see docs/build.md).
+
+The cache is an optimisation, never a reason for a build to fail: an unreachable, refusing or
+too-small registry is one warning line, and the build goes on without it. Credentials and TLS
+are push's (creds.sources, the one 0600 auth file as /dev/fd/N).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from idpwrap import log
+from idpwrap.creds import sources as creds
+from idpwrap.errors import StoreError, UsageError
+from idpwrap.refs import Registry, looks_like_host, validate_name
+from idpwrap.scratch import private_directory, remove_tree
+from idpwrap.tools import skopeo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from idpwrap.build.request import CacheRequest
+    from idpwrap.refs import LocalRef
+    from idpwrap.store.api import Store, StoredImage
+
+ENTRY_PREFIX = "idpwrap-build-"
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+# skopeo's words for a tag the registry does not have (docker-registry, Gitea).
+NO_ENTRY_MARKERS = ("manifest unknown", "not found", "name unknown", "statuscode: 404")
+
+
+def parse_repository(text: str) -> tuple[Registry, str]:
+    """``HOST[:PORT]/PATH`` (no tag, no digest) -> the registry and the path."""
+    host, _, path = text.partition("/")
+    if not path or not looks_like_host(host) or ":" in path or "@" in path:
+        raise UsageError(
+            f"cache repository {text!r}: expected HOST[:PORT]/PATH without a tag, e.g."
+            " gitea.cnoe.localtest.me:8443/giteaadmin/myapp-buildcache"
+        )
+    validate_name(text, path)
+    return Registry(host.lower()), path
+
+
+def entry_tag(fingerprint: str) -> str:
+    return f"{ENTRY_PREFIX}{fingerprint}"
+
+
+class Access(namedtuple("Access", "registry authfile_fd tls retry")):
+    """The cache's registry while a build runs: the open auth file (/dev/fd/N), the TLS trust
+    with its CAs in a directory (what skopeo and buildah read), skopeo's retries."""
+
+    __slots__ = ()
+    registry: Registry
+    authfile_fd: int
+    tls: object  # TlsTrust, its CA file already put in a directory
+    retry: int
+
+    def copy_options(self, digestfile: str, all_images: bool = False) -> skopeo.CopyOptions:
+        return skopeo.CopyOptions(
+            registry=self.registry,
+            authfile_fd=self.authfile_fd,
+            digestfile=digestfile,
+            tls=self.tls,
+            retry_times=self.retry,
+            all_images=all_images,
+        )
+
+
+@contextlib.contextmanager
+def opened(cache: CacheRequest) -> Iterator[Access]:
+    """Credentials resolved as a push resolves them, in a 0600 auth file with no name."""
+    registry = parse_repository((cache.cache_from or cache.cache_to)[0])[0]
+    credentials = creds.resolve(
+        registry.host, username=cache.username, password=cache.password, authfile=cache.authfile
+    )
+    log.info("build cache: %s, credentials: %s", registry.host,
+             credentials.source if credentials else "none (anonymous)")  # fmt: skip
+    work = private_directory("idpwrap-cache-")
+    try:
+        trust = cache.tls._replace(ca_file=None, cert_dir=cache.tls.cert_dir_in(work))
+        with creds.temporary_auth_file(registry.host, credentials) as fd:
+            yield Access(registry, fd, trust, cache.retry)
+    finally:
+        remove_tree(work)
+
+
+def _reason(stderr: str, exit_code: int) -> str:
+    return skopeo.innermost(skopeo.parse_failure(stderr, exit_code).message)
+
+
+class Lookup(namedtuple("Lookup", "image entry reason reachable")):
+    """A whole-build lookup: the stored image (a hit), or why not and whether the registry
+    answered at all (if not, buildah gets no cache flags either)."""
+
+    __slots__ = ()
+    image: StoredImage | None
+    entry: str | None
+    reason: str
+    reachable: bool
+
+
+def fetch(
+    store: Store,
+    access: Access,
+    repositories: Sequence[str],
+    fingerprint: str,
+    tags: list[LocalRef],
+    warn: Callable[[str], None],
+) -> Lookup:
+    """The image of an identical build from the first repository that has its entry."""
+    reasons = []
+    for repository in repositories:
+        entry = f"{repository}:{entry_tag(fingerprint)}"
+        argv = skopeo.inspect_raw_argv(entry, access.authfile_fd, access.registry, access.tls, 0)
+        finished, raw = skopeo.run_quietly(argv, access.authfile_fd)
+        if finished.exit_code != 0:
+            reason = _reason(finished.stderr, finished.exit_code)
+            if any(marker in reason.lower() for marker in NO_ENTRY_MARKERS):
+                reasons.append(f"{repository} has no entry for this fingerprint")
+                continue
+            warn(f"the build cache {repository} cannot be read ({reason}): building without it")
+            return Lookup(None, None, f"{repository} cannot be read", False)
+        digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+        try:
+            media_type = json.loads(raw).get("mediaType", "")
+        except (ValueError, AttributeError):
+            media_type = ""
+        image = _pull(store, access, f"{repository}@{digest}", digest, media_type, tags, warn)
+        if image is not None:
+            return Lookup(image, entry, "", True)
+        reasons.append(f"{entry} was not usable")
+    return Lookup(None, None, "; ".join(reasons), True)
+
+
+def _pull(
+    store: Store,
+    access: Access,
+    reference: str,
+    digest: str,
+    media_type: str,
+    tags: list[LocalRef],
+    warn: Callable[[str], None],
+) -> StoredImage | None:
+    work = store.temp_dir("cache")
+    # skopeo's oci: transport takes everything after the first colon as the image name.
+    scratch = Path(private_directory("idpwrap-cache-")) if ":" in str(work) else work
+    try:
+        layout = scratch / "layout"
+        options = access.copy_options(str(scratch / "digest"), media_type in INDEX_TYPES)
+        argv = skopeo.pull_argv(reference, f"oci:{layout}:build", options)
+        finished, _ = skopeo.run_quietly(argv, access.authfile_fd)
+        if finished.exit_code != 0:
+            reason = _reason(finished.stderr, finished.exit_code)
+            warn(f"the build cache's entry {reference} could not be copied ({reason}): building")
+            return None
+        found = json.loads((layout / "index.json").read_text())["manifests"]
+        if len(found) != 1 or found[0].get("digest") != digest:
+            got = ", ".join(str(item.get("digest")) for item in found)
+            warn(f"the build cache's entry names {digest} but the copy is {got}: ignored, building")
+            return None
+        image = store.add_layout(layout, tags)
+        if image.digest != digest:
+            warn(f"the build cache's entry names {digest} but the store holds {image.digest}")
+            return None
+        return image
+    except (OSError, ValueError, KeyError, StoreError) as error:
+        warn(f"the build cache's entry {reference} could not be stored ({error}): building")
+        return None
+    finally:
+        store.release(work)
+        if scratch != work:
+            remove_tree(scratch)
+
+
+def publish(
+    store: Store,
+    access: Access,
+    repositories: Sequence[str],
+    fingerprint: str,
+    image: StoredImage,
+    warn: Callable[[str], None],
+) -> list[str]:
+    """Push ``image`` under its entry tag to each repository; the entries written."""
+    from idpwrap.push.source import push_source
+    from idpwrap.store import indexes
+
+    written = []
+    work = private_directory("idpwrap-cache-")
+    try:
+        with store.reading():  # the image's blobs stay while skopeo reads them
+            source = push_source(work, store, image)
+            for repository in repositories:
+                entry = f"{repository}:{entry_tag(fingerprint)}"
+                digestfile = os.path.join(work, "digest")
+                options = access.copy_options(digestfile, indexes.is_index(image))
+                os.lseek(access.authfile_fd, 0, os.SEEK_SET)
+                argv = skopeo.copy_argv(source, f"docker://{entry}", options)
+                finished, _ = skopeo.run_quietly(["skopeo", "copy", "--quiet", *argv[2:]],
+                                                 access.authfile_fd)  # fmt: skip
+                if finished.exit_code != 0:
+                    reason = _reason(finished.stderr, finished.exit_code)
+                    warn(f"the build cache {repository} was not written ({reason}): the image"
+                         " is built and stored; the next runner builds it again")  # fmt: skip
+                    continue
+                log.info("build cache: wrote %s (%s)", entry, image.digest)
+                written.append(entry)
+    finally:
+        remove_tree(work)
+    return written
