@@ -18,7 +18,7 @@ from pathlib import Path
 
 from idpwrap import log, platforms
 from idpwrap.build import bases as stored_bases
-from idpwrap.build import buildlog, layercache, timestamps
+from idpwrap.build import buildlog, layercache, provenance, timestamps
 from idpwrap.build import cache as buildcache
 from idpwrap.build.containerfile import instructions
 from idpwrap.build.request import BuildRequest, BuildResult
@@ -111,12 +111,15 @@ def run(
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
         layouts = []
+        bases: list[list[stored_bases.Base]] = []  # each platform's, for the provenance
         for number, platform in enumerate(targets, start=1):
             if len(targets) > 1:
                 on_output(f"idpwrap: building {platform} ({number} of {len(targets)})\n")
             layout = work / f"layout-{number}" if len(targets) > 1 else work / "layout"
             place = BuildPlace(work, scratch, storage, when)
-            build_one(store, request, file, written_file, platform, layout, place, on_output)
+            bases.append(
+                build_one(store, request, file, written_file, platform, layout, place, on_output)
+            )
             layouts.append(layout)
         if len(layouts) == 1:
             image = store.add_layout(layouts[0], tags)
@@ -127,6 +130,7 @@ def run(
         store.release(work)
         if scratch != work:
             remove_tree(scratch)
+    provenance.record(store, image, request, file, when, bases)
     if before.digest is not None:
         # Recorded only if nothing changed while buildah ran: the image is of these inputs.
         after = buildcache.fingerprint(inputs, store.images(), buildah_path=tool_path)
@@ -146,8 +150,9 @@ def build_one(
     layout: Path,
     place: BuildPlace,
     on_output: Callable[[str], None],
-) -> None:
-    """One ``buildah bud`` (for ``platform``, or the host's) into the private ``layout``."""
+) -> list[stored_bases.Base]:
+    """One ``buildah bud`` (for ``platform``, or the host's) into the private ``layout``;
+    the stored bases it was built on."""
     tags = list(request.tags)
     work, when = place.work, place.when
     with contextlib.ExitStack() as reading:
@@ -197,6 +202,7 @@ def build_one(
                 shown.flush()
         if request.format == "docker":
             buildah.copy_to_layout(place.storage, name, destination)
+    return bases
 
 
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:

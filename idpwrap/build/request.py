@@ -18,8 +18,8 @@ class BuildRequest(
     namedtuple(
         "BuildRequest",
         "context tags containerfile build_args target labels no_cache pull secrets platform"
-        " timestamp format platforms",
-        defaults=(None, (), None, (), False, DEFAULT_PULL, (), None, None, "oci", ()),
+        " timestamp format platforms redacted_build_args",
+        defaults=(None, (), None, (), False, DEFAULT_PULL, (), None, None, "oci", (), ()),
     )
 ):
     """What to build: the options of ``idpwrap build``, checked and resolved."""
@@ -38,6 +38,7 @@ class BuildRequest(
     timestamp: str | int | None  # "now", seconds, or None: SOURCE_DATE_EPOCH, git, fixed epoch
     format: str  # oci, or docker (Docker v2 schema 2: keeps HEALTHCHECK, SHELL, ...)
     platforms: tuple[str, ...]  # two or more: one image index (platform is then None)
+    redacted_build_args: Sequence[str]  # names the provenance leaves out (build/provenance.py)
 
 
 class BuildResult(namedtuple("BuildResult", "image reused")):

@@ -28,6 +28,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "format": ("BUILDAH_FORMAT", "format"),
     "sign_by_sigstore_private_key": ("IDPWRAP_SIGN_BY_SIGSTORE_PRIVATE_KEY", "path"),
     "platform": ("IDPWRAP_PLATFORM", "platforms"),
+    # the provenance's runDetails.builder.id (build/provenance.py)
+    "builder_id": ("IDPWRAP_BUILDER_ID", "text"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 TRUE_WORDS = ("1", "true", "yes", "on")
