@@ -132,6 +132,13 @@ def run(
                 request.signer, repository, pushed_digest, registry, request.tls, credentials,
                 notice,
             )  # fmt: skip
+            from idpwrap.sign import attest
+            from idpwrap.store.referrers import statements
+
+            provenance = statements(store, image, whole)  # the index's and each child's
+            attest.after_push(
+                request.signer, repository, provenance, registry, request.tls, credentials, notice
+            )
         return PushResult(destination.reference, pushed_digest, sum(b[1] for b in blobs))
 
 
