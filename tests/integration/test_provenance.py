@@ -310,3 +310,32 @@ def test_a_two_platform_index_has_a_statement_per_child_and_its_own(world, regis
                    *registry.tls_options(), credentials=credentials)  # fmt: skip
     assert ours.returncode == 0, ours.describe()
     assert f"Digest: {index}" in ours.stdout and "Provenance: SLSA v1" in ours.stdout
+
+
+def test_an_image_without_provenance_is_said_to_have_none(world, registry, tmp_path):
+    import io
+    import tarfile
+
+    cli, _, keys = world
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"hello\n"))
+    imported = cli.run("import", str(rootfs), "plain:v1")
+    assert imported.returncode == 0, imported.describe()
+    shown = cli.run("inspect", "--provenance", "plain:v1")
+    assert shown.returncode == 1 and "has no provenance in the store" in shown.error_lines()[0]
+    credentials = registry.credentials
+    pushed = push_signed(cli, registry, credentials, "plain:v1", "giteaadmin/plain:v1", keys)
+    assert pushed.returncode == 0, pushed.describe()
+    assert "the store has no provenance for this image" in pushed.stderr
+    reference = f"{registry.host}/giteaadmin/plain:v1"
+    ours = cli.run("verify", reference, "--key", str(keys / "cosign.pub"),
+                   *registry.tls_options(), credentials=credentials)  # fmt: skip
+    assert ours.returncode == 0, ours.describe()
+    assert "Provenance: none attached" in ours.stdout
+    asked = cli.run("verify", reference, "--key", str(keys / "cosign.pub"), "--source-commit",
+                    "0" * 40, *registry.tls_options(), credentials=credentials)  # fmt: skip
+    assert asked.returncode == 10, asked.describe()
+    assert "has no provenance attestation" in asked.error_lines()[0]
