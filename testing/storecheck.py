@@ -20,9 +20,26 @@ KNOWN_ROOT = {"oci-layout", "index.json", "blobs", ".idpwrap.lock", ".idpwrap.gc
               ".idpwrap.tmp", ".idpwrap.builds.json", ".idpwrap.hashes"}  # fmt: skip
 
 
+def _name(entry: dict[str, Any]) -> str | None:
+    return (entry.get("annotations") or {}).get(REF_ANNOTATION)
+
+
 def tags(store: Path) -> list[str]:
+    """The tags of index.json (its untagged entries are provenance kept with an image)."""
     index = json.loads((store / "index.json").read_text())
-    return sorted(entry["annotations"][REF_ANNOTATION] for entry in index["manifests"])
+    names = [(entry.get("annotations") or {}).get(REF_ANNOTATION) for entry in index["manifests"]]
+    return sorted(name for name in names if name)
+
+
+def provenance_subjects(store: Path) -> list[str]:
+    """The subject digest of each untagged in-toto artifact entry of index.json."""
+    index = json.loads((store / "index.json").read_text())
+    subjects = []
+    for entry in index["manifests"]:
+        if entry.get("artifactType") == "application/vnd.in-toto+json":
+            blob = store / "blobs" / "sha256" / entry["digest"].split(":", 1)[1]
+            subjects.append(json.loads(blob.read_bytes())["subject"]["digest"])
+    return subjects
 
 
 def skopeo_manifest(reference: str) -> bytes:
@@ -78,13 +95,23 @@ def check_valid(store: Path, every_blob: bool = True) -> list[str]:
     names = tags(store)
     for name in names:
         index = json.loads((store / "index.json").read_text())
-        (entry,) = [e for e in index["manifests"] if e["annotations"][REF_ANNOTATION] == name]
+        (entry,) = [e for e in index["manifests"] if _name(e) == name]
         raw = skopeo_manifest(f"oci:{store}:{name}")
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == entry["digest"], name
     blob_dir = store / "blobs" / "sha256"
     present = {path.name for path in blob_dir.iterdir()}
     missing = reachable(store) - present
     assert not missing, f"blobs named but missing: {missing}"
+    # a provenance is there only while a tag reaches its image (the image or an index's child)
+    index = json.loads((store / "index.json").read_text())
+    tagged = [e for e in index["manifests"] if (e.get("annotations") or {}).get(REF_ANNOTATION)]
+    named = {e["digest"] for e in tagged}
+    for entry in tagged:
+        if "index" in entry.get("mediaType", ""):
+            content = json.loads((blob_dir / entry["digest"].split(":", 1)[1]).read_bytes())
+            named |= {child["digest"] for child in content.get("manifests", [])}
+    for subject in provenance_subjects(store):
+        assert subject in named, f"a provenance of {subject}, which no tag reaches"
     if every_blob:
         for path in blob_dir.iterdir():
             assert sha256_of(path) == path.name, f"{path} does not match its digest"

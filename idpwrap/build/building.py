@@ -19,7 +19,15 @@ from pathlib import Path
 
 from idpwrap import log, platforms
 from idpwrap.build import bases as stored_bases
-from idpwrap.build import buildlog, cachesteps, hashcache, layercache, registrycache, timestamps
+from idpwrap.build import (
+    buildlog,
+    cachesteps,
+    hashcache,
+    layercache,
+    provenance,
+    registrycache,
+    timestamps,
+)
 from idpwrap.build import cache as buildcache
 from idpwrap.build.containerfile import instructions
 from idpwrap.build.request import BuildRequest, BuildResult
@@ -155,12 +163,15 @@ def _run(
     scratch = Path(private_directory("idpwrap-build-")) if ":" in str(work) else work
     try:
         layouts = []
+        bases: list[list[stored_bases.Base]] = []  # each platform's, for the provenance
         for number, platform in enumerate(targets, start=1):
             if len(targets) > 1:
                 on_output(f"idpwrap: building {platform} ({number} of {len(targets)})\n")
             layout = work / f"layout-{number}" if len(targets) > 1 else work / "layout"
             place = BuildPlace(work, scratch, storage, when, layers, warn)
-            build_one(store, request, file, written_file, platform, layout, place, on_output)
+            bases.append(
+                build_one(store, request, file, written_file, platform, layout, place, on_output)
+            )
             layouts.append(layout)
         if len(layouts) == 1:
             image = store.add_layout(layouts[0], tags)
@@ -173,6 +184,7 @@ def _run(
         hashes.save()  # after buildah, even a failed one: the next build reads only changes
         if scratch != work:
             remove_tree(scratch)
+    provenance.record(store, image, request, file, when, bases)
     if before.digest is not None:
         # Recorded only if nothing changed while buildah ran: the image is of these inputs.
         read = hashes.hashed
@@ -202,8 +214,9 @@ def build_one(
     layout: Path,
     place: BuildPlace,
     on_output: Callable[[str], None],
-) -> None:
-    """One ``buildah bud`` (for ``platform``, or the host's) into the private ``layout``."""
+) -> list[stored_bases.Base]:
+    """One ``buildah bud`` (for ``platform``, or the host's) into the private ``layout``;
+    the stored bases it was built on."""
     tags = list(request.tags)
     work, when = place.work, place.when
     with contextlib.ExitStack() as reading:
@@ -273,6 +286,7 @@ def build_one(
         if by_name:
             manifest_format = "v2s2" if request.format == "docker" else "oci"
             buildah.copy_to_layout(place.storage, name, destination, manifest_format)
+    return bases
 
 
 def _bud(

@@ -19,8 +19,8 @@ class BuildRequest(
     namedtuple(
         "BuildRequest",
         "context tags containerfile build_args target labels no_cache pull secrets platform"
-        " timestamp format platforms cache",
-        defaults=(None, (), None, (), False, DEFAULT_PULL, (), None, None, "oci", (), None),
+        " timestamp format platforms cache redacted_build_args",
+        defaults=(None, (), None, (), False, DEFAULT_PULL, (), None, None, "oci", (), None, ()),
     )
 ):
     """What to build: the options of ``idpwrap build``, checked and resolved."""
@@ -40,6 +40,7 @@ class BuildRequest(
     format: str  # oci, or docker (Docker v2 schema 2: keeps HEALTHCHECK, SHELL, ...)
     platforms: tuple[str, ...]  # two or more: one image index (platform is then None)
     cache: CacheRequest | None  # the build cache in a registry, if one is asked for
+    redacted_build_args: Sequence[str]  # names the provenance leaves out (build/provenance.py)
 
 
 class CacheRequest(

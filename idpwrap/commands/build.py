@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a file RUN --mount=type=secret,id=ID can read; never stored in the image",
     )  # fmt: skip
     parser.add_argument(
+        "--redact-build-arg", action="append", default=[], metavar="NAME",
+        help="leave build argument NAME out of the image's provenance (repeatable); names with"
+        " TOKEN, PASSWORD, PASSWD, SECRET, KEY or CREDENTIAL always are",
+    )  # fmt: skip
+    parser.add_argument(
         "--platform", action="append", metavar="OS/ARCH[/VARIANT][,...]",
         help="the platform(s) to build, e.g. linux/arm64; several (comma-separated or"
         " repeated) store one image index (config: platform)",
@@ -137,6 +142,7 @@ def execute(args: argparse.Namespace) -> int:
         timestamp=build_timestamp(args.timestamp),
         format=image_format(args.format),
         cache=buildregistry.cache_request(args, tags[0], pushing[0] if pushing else None),
+        redacted_build_args=tuple(args.redact_build_arg),
         **platform_fields(args.platform),
     )
     store = open_store(args)

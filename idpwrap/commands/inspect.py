@@ -147,11 +147,32 @@ def as_text(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def provenance_text(store: Store, text: str, platform: str | None) -> str:
+    from idpwrap.errors import IdpwrapError
+    from idpwrap.store import indexes, referrers
+
+    image = store.lookup(text)
+    if platform is not None:
+        image = indexes.child(store, image, platform)
+    statement = referrers.statement(store, image.digest)
+    if statement is None:
+        raise IdpwrapError(
+            f"{image.ref} ({image.digest}) has no provenance in the store: it was built before"
+            " idpwrap recorded one, or came from a docker-archive or idpwrap import; rebuild it"
+        )
+    return json.dumps(json.loads(statement), indent=2)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "image", metavar="IMAGE", help="NAME[:TAG], NAME@sha256:DIGEST or a digest (12+ hex)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.add_argument(
+        "--provenance", action="store_true",
+        help="print the SLSA v1 provenance (in-toto statement) the build recorded for the image"
+        " (of a multi-platform image: the index's, or with --platform that child's)",
+    )  # fmt: skip
     parser.add_argument(
         "--platform", metavar="OS/ARCH[/VARIANT]",
         help="of a multi-platform image, the image of this platform (default: the index)",
@@ -164,6 +185,9 @@ def execute(args: argparse.Namespace) -> int:
         from idpwrap import platforms
 
         (platform,) = platforms.parse([args.platform.split(",")[0]])
+    if args.provenance:
+        print(provenance_text(open_store(args), args.image, platform))
+        return 0
     info = describe(open_store(args), args.image, platform)
     if args.json:
         print(json.dumps(info, indent=2))

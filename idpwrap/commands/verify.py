@@ -30,6 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--password-stdin", action="store_true", help="read the password or token from stdin"
     )
     parser.add_argument("--authfile", metavar="FILE", help="read credentials from this auth.json")
+    parser.add_argument(
+        "--source-uri", metavar="URI",
+        help="refuse (exit 10) unless the signed provenance names this source repository",
+    )  # fmt: skip
+    parser.add_argument(
+        "--source-commit", metavar="SHA",
+        help="refuse (exit 10) unless the signed provenance names this commit (7+ hex digits)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--builder", metavar="ID",
+        help="refuse (exit 10) unless the signed provenance names this builder.id",
+    )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -38,7 +50,7 @@ def execute(args: argparse.Namespace) -> int:
     from idpwrap.config import settings as config
     from idpwrap.creds import sources as creds
     from idpwrap.refs import destination_host, explicit_destination, parse_registry
-    from idpwrap.sign import verifying
+    from idpwrap.sign import attest, verifying
 
     if args.password_argument is not None:
         raise UsageError(password_argument_refused("verify"))
@@ -68,7 +80,13 @@ def execute(args: argparse.Namespace) -> int:
     )  # fmt: skip
     trust = config.trust_of(settings, args.cert_dir)
     signed, count = verifying.verify(reference, args.key, destination.registry, trust, credentials)
+    # the provenance of the digest the signatures vouch for, checked before anything is said
+    pinned = f"{destination.registry.host}/{destination.repository}@{signed}"
+    statements = attest.verify(pinned, args.key, destination.registry, trust, credentials)
+    expected = attest.Expected(args.source_uri, args.source_commit, args.builder)
+    provenance = attest.check(statements, signed, expected)
     print(f"Verified {reference}: signed by {args.key}"
           f" ({count} signature{'s' if count != 1 else ''})")  # fmt: skip
     print(f"Digest: {signed}")
+    print(f"Provenance: {provenance}")
     return 0

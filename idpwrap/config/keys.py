@@ -36,6 +36,8 @@ KEYS: dict[str, tuple[str, str]] = {
     # the build cache: HOST/PATH (or PATH on the registry, or auto: next to a --push image)
     "cache": ("IDPWRAP_CACHE", "text"),
     "cache_ttl": ("IDPWRAP_CACHE_TTL", "duration"),
+    # the provenance's runDetails.builder.id (build/provenance.py)
+    "builder_id": ("IDPWRAP_BUILDER_ID", "text"),
 }
 REGISTRY_KEYS = ("insecure", "ca_file", "owner")
 # Go's durations as buildah's --cache-ttl takes them: 168h, 90m, 1h30m, 45s.

@@ -28,7 +28,7 @@ from idpwrap.push.source import push_source
 from idpwrap.refs import Destination, Registry, parse_source, store_candidates
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.store import indexes
-from idpwrap.store.api import Store
+from idpwrap.store.api import Store, StoredImage
 from idpwrap.tools import skopeo
 
 TYPE_CHECKING = False
@@ -82,7 +82,11 @@ def run(
         tag_state = TagState(request, destination, credentials, lowered_tag)
         size = sum(b[1] for b in blobs)
         if _check_first(request) and tag_state.up_to_date(image.digest):
-            return _already_there(request, tag_state, image.digest, size, make_view, notice)
+            result = _already_there(request, tag_state, image.digest, size, make_view, notice)
+            if request.signer is not None:
+                repository = f"{registry.host}/{destination.repository}"
+                _attest(store, image, whole, request, repository, registry, credentials, notice)
+            return result
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
         log.debug("TLS of %s: %s", registry.host, request.tls.describe())
 
@@ -145,7 +149,29 @@ def run(
                 request.signer, repository, pushed_digest, registry, request.tls, credentials,
                 notice,
             )  # fmt: skip
+            _attest(store, image, whole, request, repository, registry, credentials, notice)
         return PushResult(destination.reference, pushed_digest, size, False, served)
+
+
+def _attest(
+    store: Store,
+    image: StoredImage,
+    whole: bool,
+    request: PushRequest,
+    repository: str,
+    registry: Registry,
+    credentials: creds.Credentials | None,
+    notice: Callable[[str], None],
+) -> None:
+    """The build's provenance as a signed attestation, once per digest: the index's and each
+    child's (sign/attest.py); an image without a recorded provenance gets a notice."""
+    from idpwrap.sign import attest
+    from idpwrap.store.referrers import statements
+
+    provenance = statements(store, image, whole)
+    attest.after_push(
+        request.signer, repository, provenance, registry, request.tls, credentials, notice
+    )
 
 
 def _check_first(request: PushRequest) -> bool:

@@ -65,6 +65,7 @@ class Signer:
         self.passphrase = passphrase
         self.tool = tool  # "skopeo" (during the copy) or "cosign" (after it)
         self.signed: set[tuple[str, str]] = set()  # (repository, digest)
+        self.attested: set[tuple[str, str]] = set()  # the provenance attached (sign/attest.py)
 
     def __repr__(self) -> str:
         return f"Signer(key={self.key!r}, tool={self.tool!r})"

@@ -23,6 +23,7 @@ from idpwrap.store.layout import (
     walk_blobs,
 )
 from idpwrap.store.locks import LockedLayout
+from idpwrap.store.referrers import attached
 
 TYPE_CHECKING = False  # typing (and pathlib) cost imports that a push should not pay
 if TYPE_CHECKING:
@@ -353,7 +354,8 @@ class Store(LockedLayout):
                 stages = [index]
                 for ref in unique:
                     entries = [e for e in stages[-1]["manifests"] if ref_name(e) != str(ref)]
-                    stages.append({**index, "manifests": entries})
+                    # as written: without the provenance of images no tag reaches any more
+                    stages.append(attached({**index, "manifests": entries}, self.blob_dir))
                 self._write_index(stages[-1])
                 return gc.collect_after_delete(self, unique, stages)
         except OSError as error:

@@ -51,7 +51,11 @@ def load_archive(store: Store, source: Path, refs: Sequence[LocalRef] = ()) -> l
     try:
         with store.working_dir("load") as work:
             layout, images = read_archive(source, work, list(refs))
-            return store.add_images(layout, images)
+            added = store.add_images(layout, images)
+            from idpwrap.store.referrers import attach_from_layout
+
+            attach_from_layout(store, layout)  # the provenance save kept with them
+            return added
     except OSError as error:  # writing the unpacked blobs: the store's own disk
         raise store.write_error(error) from error
 
@@ -84,6 +88,7 @@ def read_archive(
     with tar:
         metadata = _unpack(tar, source, blob_dir)
     if INDEX_FILE in metadata:
+        (layout / INDEX_FILE).write_bytes(metadata[INDEX_FILE])  # its provenance: see load
         return layout, _oci_images(source, metadata[INDEX_FILE], blob_dir, refs)
     if DOCKER_MANIFEST in metadata:
         return layout, _docker_images(source, metadata[DOCKER_MANIFEST], layout, refs)
@@ -150,6 +155,9 @@ def _oci_images(
             raise ValueError("'manifests' is not a list of descriptors")
     except (ValueError, KeyError, TypeError) as error:
         raise ArchiveError(f"{source}: index.json is not an OCI image index ({error})") from error
+    from idpwrap.store.referrers import is_referrer
+
+    entries = [entry for entry in entries if not is_referrer(entry)]  # provenance: see load
     if not entries:
         raise ArchiveError(f"{source} holds no image")
     if refs and len(entries) != 1:

@@ -49,6 +49,9 @@ def write_oci_archive(store: Store, images: Sequence[StoredImage], output: Path)
     for image in images:
         descriptor = {k: v for k, v in image.descriptor.items() if k != "annotations"}
         entries.append({**descriptor, "annotations": {REF_ANNOTATION: str(image.ref)}})
+    from idpwrap.store.referrers import for_images
+
+    entries += for_images(store, entries)  # their provenance, untagged as in the store
     blobs = walk_blobs(entries, store.blob_dir, strict=True)
     index = json.dumps({"schemaVersion": 2, "manifests": entries}, separators=(",", ":"))
     existed = output.exists()

@@ -210,6 +210,10 @@ class LockedLayout:
     # -- the index file ------------------------------------------------------------------
 
     def _write_index(self, index: dict[str, Any]) -> None:
+        from idpwrap.store.referrers import attached
+
+        # A provenance goes in the same write as the last tag that reached its image.
+        index = attached(index, self.blob_dir)
         data = json.dumps(index, separators=(",", ":")).encode()
         self._write_atomically(self.index_path, data)
 

@@ -1,4 +1,5 @@
-"""The cosign command line: make a key pair, check a key, sign and verify in a registry.
+"""The cosign command line: make a key pair, check a key, sign, attest and verify in a
+registry.
 
 cosign reads no ``/dev/fd`` auth file: the registry's credentials reach it in a private
 ``DOCKER_CONFIG`` directory (made by the caller), its key's passphrase as ``COSIGN_PASSWORD`` in
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from idpwrap.tls import TlsTrust
 
 PROGRAM = "cosign"
+# cosign's name for https://slsa.dev/provenance/v1
+ATTESTATION_TYPE = "slsaprovenance1"
 
 
 def registry_flags(registry: Registry, trust: TlsTrust, work: str) -> list[str]:
@@ -36,6 +39,21 @@ def verify_argv(key: str, reference: str, flags: list[str]) -> list[str]:
     """Verify ``reference``'s signatures against a public key; idpwrap signs without a
     transparency log, so none is consulted."""
     return [PROGRAM, "verify", "--key", key, "--insecure-ignore-tlog=true", *flags, reference]
+
+
+def attest_argv(key: str, predicate: str, reference: str, flags: list[str]) -> list[str]:
+    """Attach ``predicate`` (a SLSA v1 provenance predicate file) to ``HOST/REPO@DIGEST`` as
+    an in-toto attestation signed by ``key``, stored as ``sha256-<digest>.att``; one per
+    type (``--replace``), nothing in a public transparency log."""
+    return [PROGRAM, "attest", "--key", key, "--type", ATTESTATION_TYPE, "--predicate", predicate,
+            "--replace=true", "--tlog-upload=false", "--yes", *flags, reference]  # fmt: skip
+
+
+def verify_attestation_argv(key: str, reference: str, flags: list[str]) -> list[str]:
+    """Verify ``reference``'s SLSA v1 provenance attestations against a public key; prints
+    each verified DSSE envelope as one JSON line."""
+    return [PROGRAM, "verify-attestation", "--key", key, "--type", ATTESTATION_TYPE,
+            "--insecure-ignore-tlog=true", *flags, reference]  # fmt: skip
 
 
 def public_key_argv(key: str) -> list[str]:
