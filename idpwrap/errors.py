@@ -20,6 +20,7 @@ EXIT_TOOL_MISSING = 7
 EXIT_STORE = 8
 EXIT_SETUP = 9
 EXIT_NOT_VERIFIED = 10
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -210,7 +211,8 @@ class NotVerified(IdpwrapError):
 
 
 class Interrupted(IdpwrapError):
-    """SIGINT or SIGTERM arrived; children were stopped and temporary files removed."""
+    """SIGINT, SIGTERM or SIGHUP arrived; every process we started, and theirs, was stopped
+    and temporary files removed."""
 
     exit_code = EXIT_INTERRUPTED
 
