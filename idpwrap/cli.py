@@ -282,11 +282,25 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
+    except OSError as error:  # a write of ours on a full disk, wherever it was
+        from idpwrap import diskfull
+
+        if not diskfull.is_full(error):
+            if args.debug:
+                raise
+            return internal_error(error)
+        full = diskfull.from_error(error, [diskfull.temp_place()], "nothing was changed")
+        sys.stderr.write(f"idpwrap: error: {full}\n")
+        return full.exit_code
     except Exception as error:  # the last guard: a message, never a traceback, unless --debug
         if args.debug:
             raise
-        sys.stderr.write(
-            f"idpwrap: internal error: {type(error).__name__}: {error} (run with --debug for"
-            " details and report it)\n"
-        )
-        return EXIT_FAILED
+        return internal_error(error)
+
+
+def internal_error(error: Exception) -> int:
+    sys.stderr.write(
+        f"idpwrap: internal error: {type(error).__name__}: {error} (run with --debug for"
+        " details and report it)\n"
+    )
+    return 1

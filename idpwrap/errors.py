@@ -100,6 +100,32 @@ class StoreError(IdpwrapError):
         )
 
 
+class DiskFull(StoreError):
+    """A filesystem idpwrap or its tools write to is full (or its quota is reached); the store
+    keeps its previous content (exit code 8, as every store problem)."""
+
+    @classmethod
+    def on(
+        cls,
+        mount_point: str,
+        fstype: str,
+        free: int,
+        total: int,
+        quota: bool,
+        holds: str,
+        advice: str,
+        kept: str,
+    ) -> DiskFull:
+        from idpwrap.units import human_size
+
+        what = "disk quota exceeded on" if quota else "no space left on"
+        space = f"{human_size(free)} free of {human_size(total)}" if total else "no room"
+        return cls(
+            f"{what} {mount_point} ({fstype}, {space}), where idpwrap keeps {holds}: {advice};"
+            f" {kept}"
+        )
+
+
 class ArchiveError(UsageError):
     """An archive given to ``load`` is not one, is damaged, or names its images badly."""
 

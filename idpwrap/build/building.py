@@ -16,7 +16,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from pathlib import Path
 
-from idpwrap import log, platforms
+from idpwrap import diskfull, log, platforms
 from idpwrap.build import bases as stored_bases
 from idpwrap.build import buildlog, layercache, timestamps
 from idpwrap.build import cache as buildcache
@@ -191,12 +191,30 @@ def build_one(
                     argv, shown, cwd=str(work), output_complete=lambda: layout_is_whole(layout)
                 )
         except BuildFailed as failed:
-            raise explained(failed, written_file, names) from None
+            written = places(store, place)
+            full = diskfull.from_output("\n".join(failed.output), written, KEPT)
+            if full is None and failed.output and not buildlog.has_reason(failed.output):
+                full = diskfull.nearly_full(written, KEPT)
+            if full is not None:
+                buildlog.keep(failed.output, os.environ)
+            raise (full or explained(failed, written_file, names)) from None
         finally:
             if isinstance(shown, buildlog.OutputFilter):
                 shown.flush()
         if request.format == "docker":
             buildah.copy_to_layout(place.storage, name, destination)
+
+
+KEPT = "the store is as it was"
+
+
+def places(store: Store, place: BuildPlace) -> list[diskfull.Place]:
+    """Where a build writes: a full one is named, never a Containerfile line."""
+    return [
+        diskfull.store_place(store.root),
+        diskfull.buildah_place(place.storage.root),
+        diskfull.temp_place(),
+    ]
 
 
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:
