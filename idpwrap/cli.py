@@ -220,7 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; as the program itself (no ``argv``), exit without the interpreter's
     teardown, which costs a few milliseconds of every push and does nothing we need: every
     command has closed its files and stopped its children by the time it returns."""
-    code = run(argv)
+    if argv is None:
+        code = run_owning_tree()
+    else:
+        code = run(argv)
     log = sys.modules.get("idpwrap.log")
     if log is not None:
         log.phase("done")  # type: ignore[attr-defined]
@@ -233,6 +236,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (BrokenPipeError, ValueError):
                 code = code or 1
         os._exit(code)
+    return code
+
+
+def run_owning_tree() -> int:
+    """The program's run: SIGTERM and SIGHUP end it as SIGINT does, and when a signal ended
+    it, nothing it started (nor their children) is left running when it exits."""
+    if sys.argv[1:] == ["--version"]:
+        return run()
+    from idpwrap import lifetime
+    from idpwrap.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+
+    lifetime.own_tree()
+    try:
+        code = run()
+    except Interrupted as error:  # before or after the command's own error handling
+        sys.stderr.write(f"idpwrap: error: {error}\n")
+        code = error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("idpwrap: interrupted\n")
+        code = EXIT_INTERRUPTED
+    if code in (EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED):
+        lifetime.ignore_termination()  # a second Ctrl-C must not cut the sweep short
+        lifetime.stop_descendants()
     return code
 
 
@@ -262,11 +288,25 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
+    except OSError as error:  # a write of ours on a full disk, wherever it was
+        from idpwrap import diskfull
+
+        if not diskfull.is_full(error):
+            if args.debug:
+                raise
+            return internal_error(error)
+        full = diskfull.from_error(error, [diskfull.temp_place()], "nothing was changed")
+        sys.stderr.write(f"idpwrap: error: {full}\n")
+        return full.exit_code
     except Exception as error:  # the last guard: a message, never a traceback, unless --debug
         if args.debug:
             raise
-        sys.stderr.write(
-            f"idpwrap: internal error: {type(error).__name__}: {error} (run with --debug for"
-            " details and report it)\n"
-        )
-        return EXIT_FAILED
+        return internal_error(error)
+
+
+def internal_error(error: Exception) -> int:
+    sys.stderr.write(
+        f"idpwrap: internal error: {type(error).__name__}: {error} (run with --debug for"
+        " details and report it)\n"
+    )
+    return 1

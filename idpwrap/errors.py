@@ -21,6 +21,7 @@ EXIT_STORE = 8
 EXIT_SETUP = 9
 EXIT_NOT_VERIFIED = 10
 EXIT_TAG_MOVED = 11
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -97,6 +98,32 @@ class StoreError(IdpwrapError):
         return cls(
             f"blob {blob} of {name} in the store {store} {what}: remove the image and build it"
             f" again (idpwrap rmi {name}, then idpwrap build), or load it again (idpwrap load)"
+        )
+
+
+class DiskFull(StoreError):
+    """A filesystem idpwrap or its tools write to is full (or its quota is reached); the store
+    keeps its previous content (exit code 8, as every store problem)."""
+
+    @classmethod
+    def on(
+        cls,
+        mount_point: str,
+        fstype: str,
+        free: int,
+        total: int,
+        quota: bool,
+        holds: str,
+        advice: str,
+        kept: str,
+    ) -> DiskFull:
+        from idpwrap.units import human_size
+
+        what = "disk quota exceeded on" if quota else "no space left on"
+        space = f"{human_size(free)} free of {human_size(total)}" if total else "no room"
+        return cls(
+            f"{what} {mount_point} ({fstype}, {space}), where idpwrap keeps {holds}: {advice};"
+            f" {kept}"
         )
 
 
@@ -228,7 +255,8 @@ class NotVerified(IdpwrapError):
 
 
 class Interrupted(IdpwrapError):
-    """SIGINT or SIGTERM arrived; children were stopped and temporary files removed."""
+    """SIGINT, SIGTERM or SIGHUP arrived; every process we started, and theirs, was stopped
+    and temporary files removed."""
 
     exit_code = EXIT_INTERRUPTED
 

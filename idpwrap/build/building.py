@@ -17,7 +17,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from pathlib import Path
 
-from idpwrap import log, platforms
+from idpwrap import diskfull, log, platforms
 from idpwrap.build import bases as stored_bases
 from idpwrap.build import (
     buildlog,
@@ -278,7 +278,13 @@ def build_one(
                     steps = cachesteps.StepSources(shown)
                     _bud(options, name, steps, work, layout)
         except BuildFailed as failed:
-            raise explained(failed, written_file, names) from None
+            written = places(store, place)
+            full = diskfull.from_output("\n".join(failed.output), written, KEPT)
+            if full is None and failed.output and not buildlog.has_reason(failed.output):
+                full = diskfull.nearly_full(written, KEPT)
+            if full is not None:
+                buildlog.keep(failed.output, os.environ)
+            raise (full or explained(failed, written_file, names)) from None
         finally:
             if isinstance(shown, buildlog.OutputFilter):
                 shown.flush()
@@ -311,6 +317,18 @@ def remembered_version(storage: rootless.Storage) -> Callable[[str], str]:
     """buildah's version asked once per binary, not once per build (tools/limits.py)."""
     cache_file = layercache.version_path(storage)
     return lambda buildah: limits.remembered_version(buildah, cache_file)
+
+
+KEPT = "the store is as it was"
+
+
+def places(store: Store, place: BuildPlace) -> list[diskfull.Place]:
+    """Where a build writes: a full one is named, never a Containerfile line."""
+    return [
+        diskfull.store_place(store.root),
+        diskfull.buildah_place(place.storage.root),
+        diskfull.temp_place(),
+    ]
 
 
 def explained(failed: BuildFailed, containerfile: Path, names: dict[str, str]) -> BuildFailed:

@@ -130,6 +130,14 @@ def reason(step_text: str, error: str, names: Mapping[str, str]) -> str:
     return f"{shown(step_text)}: {hide_internal_names(error, names)}"
 
 
+def has_reason(output_lines: Sequence[str]) -> bool:
+    """Whether buildah's error is one a Containerfile explains (a RUN's exit status, a missing
+    COPY source, an unknown instruction), not a failure of the machine under it."""
+    errors = [clean(match.group(2)) for line in output_lines if (match := ERROR_RE.match(line))]
+    patterns = (EXIT_STATUS_RE, MISSING_SOURCE_RE, UNKNOWN_INSTRUCTION_RE)
+    return any(pattern.search(error) for error in errors for pattern in patterns)
+
+
 def failure_summary(
     output_lines: Sequence[str],
     exit_code: int,

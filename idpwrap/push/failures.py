@@ -55,6 +55,12 @@ def classify_failure(
     not push where; ``pending_size`` is the largest blob not yet uploaded (a body the proxy
     refused).
     """
+    from idpwrap import diskfull
+
+    places = [diskfull.store_place(store_root)] if store_root else []
+    full = diskfull.from_output(stderr, [*places, diskfull.temp_place()], "nothing was pushed")
+    if full is not None:
+        return full
     failure = parse_failure(stderr, exit_code)
     message, host = failure.message, registry.host
     body = failure.body.lower()

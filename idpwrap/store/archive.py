@@ -275,7 +275,9 @@ def _docker_images(
         layout_path = _colon_free(layout, scratch / "layout")
         for number in range(len(manifest)):
             _skopeo_copy(
-                f"docker-archive:{archive_path}:@{number}", f"oci:{layout_path}:image-{number}"
+                f"docker-archive:{archive_path}:@{number}",
+                f"oci:{layout_path}:image-{number}",
+                layout,
             )
     finally:
         remove_tree(scratch)
@@ -292,11 +294,18 @@ def _colon_free(path: Path, link: Path) -> Path:
     return link
 
 
-def _skopeo_copy(source: str, destination: str) -> None:
+def _skopeo_copy(source: str, destination: str, layout: Path) -> None:
     from idpwrap.tools import skopeo
 
     finished = skopeo.convert(source, destination)
     if finished.exit_code != 0:
+        from idpwrap import diskfull
+
+        # the layout is in the store's working directory, on the store's filesystem
+        places = [diskfull.store_place(layout), diskfull.temp_place()]
+        full = diskfull.from_output(finished.stderr, places, "the store's content is intact")
+        if full is not None:
+            raise full
         match = skopeo.FATAL_MESSAGE.search(finished.stderr)
         lines = finished.stderr.strip().splitlines()
         detail = match.group(1) if match else (lines[-1] if lines else f"exit {finished.exit_code}")

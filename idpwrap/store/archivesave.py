@@ -158,10 +158,13 @@ def _output_error(output: Path, error: OSError, existed: bool) -> StoreError:
     kept = f"{output} is as it was" if existed else "nothing was written"
     reason = error.strerror or str(error)
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreError(
-            f"no space left on the device to write {output}: free some space or choose another"
-            f" place with -o; {kept}"
-        )
+        from idpwrap import diskfull
+
+        place = diskfull.Place(
+            str(output.parent), f"the archive {output}", "free some space there or choose"
+            " another place with -o"
+        )  # fmt: skip
+        return diskfull.from_error(error, [place, diskfull.temp_place()], kept)
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoreError(f"cannot write {output} ({reason}): choose another place with -o; {kept}")
     return StoreError(f"cannot write {output}: {reason}; {kept}")

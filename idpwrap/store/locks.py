@@ -112,10 +112,10 @@ class LockedLayout:
                 " or IDPWRAP_STORE; nothing in it was changed"
             )
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return StoreError(
-                f"no space left for store {self.root}: free some space (idpwrap rmi, idpwrap"
-                " prune) and try again; the store's previous content is intact"
-            )
+            from idpwrap import diskfull
+
+            places = [diskfull.store_place(self.root), diskfull.temp_place()]
+            return diskfull.from_error(error, places, "the store's previous content is intact")
         return StoreError(f"cannot write store {self.root}: {reason}")
 
     @contextlib.contextmanager

@@ -2,8 +2,9 @@
 buildah and skopeo tied to our life, with an explicit environment, output streamed.
 
 Streamed children get ``PR_SET_PDEATHSIG`` so a ``kill -9`` of idpwrap does not leave them
-running as orphans, and SIGINT/SIGTERM received by idpwrap are forwarded to them before we
-report the interruption.
+running as orphans, and SIGINT/SIGTERM/SIGHUP received by idpwrap are forwarded to them; once
+the child has ended, what is left of its tree (a RUN step's process, re-parented to us as the
+subreaper: idpwrap/lifetime.py) is stopped before we report the interruption.
 
 Streaming is ``os.fork``/``os.execvpe`` and a ``select`` loop rather than ``sh`` or
 ``subprocess``: importing ``sh`` costs about 80 ms here (it pulls in asyncio) and ``subprocess``
@@ -25,8 +26,8 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from idpwrap import log
-from idpwrap.errors import EXIT_TERMINATED, Interrupted, ToolMissing, ToolNotRun
+from idpwrap import lifetime, log
+from idpwrap.errors import ToolMissing, ToolNotRun
 
 PR_SET_PDEATHSIG = 1
 # util-linux's setpriv sets the parent-death signal and execs the tool in about 1 ms; asking
@@ -62,7 +63,8 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class _Forwarder:
-    """While a child runs, SIGINT/SIGTERM go on to it and are remembered for the caller."""
+    """While a child runs, SIGINT/SIGTERM/SIGHUP go on to it and are remembered for the
+    caller."""
 
     def __init__(self) -> None:
         self.pid: int | None = None
@@ -78,7 +80,7 @@ class _Forwarder:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self) for sig in lifetime.TERMINATING}
         try:
             yield
         finally:
@@ -86,10 +88,8 @@ class _Forwarder:
                 signal.signal(sig, handler)
 
     def raise_if_received(self) -> None:
-        if self.received == signal.SIGTERM:
-            raise Interrupted("SIGTERM", EXIT_TERMINATED)
         if self.received is not None:
-            raise Interrupted("SIGINT")
+            raise lifetime.interruption(self.received)
 
 
 def _exec_child(
@@ -209,6 +209,7 @@ def _spawn(
     cwd: str | None = None,
 ) -> int:
     argv = [require_program(argv[0], env.get("PATH", DEFAULT_PATH)), *argv[1:]]
+    lifetime.adopt_orphans()  # before the child exists: none of its orphans may escape us
     if cwd is None and os.access(SETPRIV, os.X_OK):
         return _spawn_with_setpriv(argv, env, stdout, stderr, pass_fds)
     report_read, report_write = os.pipe()  # both close-on-exec: an exec closes the report
@@ -302,6 +303,10 @@ def run_streaming(
             finally:
                 exit_code = _reap(pid)
                 log.phase(f"{os.path.basename(argv[0])} exited")
+                if forwarder.received is not None:
+                    lifetime.stop_descendants()  # what the child could not stop itself
+                else:
+                    lifetime.reap_adopted()
     finally:
         os.close(output_read)
         if error_read is not None:
@@ -330,6 +335,7 @@ def _pump(
                 deadline = time.monotonic() + GRACE_SECONDS
             elif time.monotonic() > deadline:
                 _kill(pid)
+                lifetime.kill_descendants()  # they may hold the output open
         ready, _, _ = select.select(list(decoders), [], [], 0.5)
         for fd in ready:
             try:
