@@ -144,7 +144,7 @@ class Bench:
     def manifest(self, tag: str) -> dict:
         index = json.loads((self.store / "index.json").read_text())
         for entry in index["manifests"]:
-            if entry["annotations"]["org.opencontainers.image.ref.name"] == tag:
+            if entry.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
                 blob = self.store / "blobs/sha256" / entry["digest"].split(":")[1]
                 return json.loads(blob.read_text())
         raise KeyError(tag)
