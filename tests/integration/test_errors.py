@@ -164,6 +164,7 @@ def test_missing_skopeo_exits_7(prebuilt_cli: Cli, registry, tmp_path: Path) -> 
         "--registry",
         registry.url,
         *registry.tls_options(),
+        "--no-up-to-date-check",  # the registry may hold it already: the copy must need skopeo
         "hello:v1",
         credentials=registry.credentials,
         env={"PATH": str(empty_bin)},
