@@ -146,3 +146,21 @@ def snapshot(store: Path) -> dict[str, tuple[int, int, str]]:
                 sha256_of(path),
             )
     return result
+
+
+def provenance_blobs(store: Path) -> set[str]:
+    """``sha256:...`` of every blob of the provenance artifacts index.json keeps with images
+    (the artifact manifest, its empty config and its statement): a store's blobs are the
+    tagged images' and these."""
+    index = json.loads((store / "index.json").read_text())
+    found: set[str] = set()
+    for entry in index["manifests"]:
+        if entry.get("artifactType") != "application/vnd.in-toto+json":
+            continue
+        manifest = json.loads(
+            (store / "blobs" / "sha256" / entry["digest"].split(":", 1)[1]).read_bytes()
+        )
+        found.add(entry["digest"])
+        found.add(manifest["config"]["digest"])
+        found.update(layer["digest"] for layer in manifest.get("layers", []))
+    return found

@@ -13,7 +13,7 @@ import pytest
 
 from testing.cli import Cli
 from testing.images import blob_path, local_image, make_context
-from testing.storecheck import check_valid, orphans, skopeo_inspect
+from testing.storecheck import check_valid, orphans, provenance_blobs, skopeo_inspect
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,8 @@ def test_app_on_a_stored_base_shares_its_blobs_and_outlives_it(
     assert app.layers[: len(base.layers)] == base.layers, "the app's first layers are the base's"
     assert len(app.layers) == len(base.layers) + 1
     stored = {path.name for path in (cli.store / "blobs" / "sha256").iterdir()}
-    assert len(stored) == len({d.split(":")[1] for d in base.all_digests | app.all_digests})
+    expected = base.all_digests | app.all_digests | provenance_blobs(cli.store)
+    assert len(stored) == len({d.split(":")[1] for d in expected})
     config = json.loads((cli.store / "blobs/sha256" / app.config[0].split(":")[1]).read_text())
     assert config["config"]["Cmd"] == ["/bin/cat", "/app.txt"]
     assert check_valid(cli.store) == ["app:v1", "base:v1"]

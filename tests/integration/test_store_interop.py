@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from testing.cli import Cli, make_cli
-from testing.storecheck import check_valid, skopeo_inspect, skopeo_manifest
+from testing.storecheck import check_valid, provenance_blobs, skopeo_inspect, skopeo_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -96,8 +96,12 @@ def test_save_writes_an_oci_archive_skopeo_and_umoci_read(
     subprocess.run(["tar", "-xf", str(archive), "-C", str(unpacked)], check=True)
     assert umoci_tags(unpacked) == {"hello:v1", "three:v1"}
     blobs = {path.name for path in (unpacked / "blobs" / "sha256").iterdir()}
+    # save carries the images' provenance (an artifact each) with them
     assert blobs == {
-        d.split(":")[1] for d in prebuilt.hello.all_digests | prebuilt.three.all_digests
+        d.split(":")[1]
+        for d in prebuilt.hello.all_digests
+        | prebuilt.three.all_digests
+        | provenance_blobs(unpacked)
     }
     copied = tmp_path / "copied"
     subprocess.run(
