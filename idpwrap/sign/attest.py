@@ -79,14 +79,11 @@ def after_push(
                 reference = f"{repository}@{digest}"
                 argv = cosign.attest_argv(signer.key, predicate, reference, flags)
                 log.debug("running %s", " ".join(argv))
-                output: list[str] = []
-                finished = procs.run_streaming(
-                    argv, output.append, merge_stderr=True,
-                    env=cosign.environment(config_dir, {"COSIGN_PASSWORD": signer.passphrase}),
-                )  # fmt: skip
-                if finished.exit_code != 0:
-                    raise SigningError(f"cosign could not attach the provenance of {reference}:"
-                                       f" {cosign.reason(output)}")  # fmt: skip
+                failure = cosign.run_with_key(argv, config_dir, signer.passphrase)
+                if failure is not None:
+                    raise SigningError(
+                        f"cosign could not attach the provenance of {reference}: {failure}"
+                    )
                 signer.attested.add((repository, digest))
                 notice(f"attested {reference}: SLSA provenance stored as {repository}:"
                        f"{attachment_tag(digest)} (cosign)")  # fmt: skip

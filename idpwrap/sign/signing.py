@@ -23,7 +23,7 @@ from idpwrap.creds import sources as creds
 from idpwrap.errors import SigningError, ToolMissing, UsageError
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.sign import keys as sigstore
-from idpwrap.tools import cosign, procs, skopeo
+from idpwrap.tools import cosign, skopeo
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,13 +99,9 @@ class Signer:
             flags = cosign.registry_flags(registry, trust, config_dir)
             argv = cosign.sign_argv(self.key, reference, flags)
             log.debug("running %s", " ".join(argv))
-            output: list[str] = []
-            finished = procs.run_streaming(
-                argv, output.append, merge_stderr=True,
-                env=cosign.environment(config_dir, {"COSIGN_PASSWORD": self.passphrase}),
-            )  # fmt: skip
-        if finished.exit_code != 0:
-            raise SigningError(f"cosign could not sign {reference}: {cosign.reason(output)}")
+            failure = cosign.run_with_key(argv, config_dir, self.passphrase)
+        if failure is not None:
+            raise SigningError(f"cosign could not sign {reference}: {failure}")
 
 
 def prepare(key: str, passphrase_file: str | None) -> Signer:

@@ -80,3 +80,14 @@ def reason(output: list[str]) -> str:
     if errors:
         return errors[-1].removeprefix("Error:").strip()
     return lines[-1] if lines else "no output"
+
+
+def run_with_key(argv: list[str], config_dir: str, passphrase: str) -> str | None:
+    """Run a cosign command that opens the private key (sign, attest); the passphrase goes in
+    its environment, never its argv. None when it succeeded, else the reason it gave."""
+    output: list[str] = []
+    finished = procs.run_streaming(
+        argv, output.append, merge_stderr=True,
+        env=environment(config_dir, {"COSIGN_PASSWORD": passphrase}),
+    )  # fmt: skip
+    return None if finished.exit_code == 0 else reason(output)
