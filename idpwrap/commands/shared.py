@@ -60,8 +60,8 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
 def add_authfile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--authfile", metavar="FILE",
-        help="read credentials from this auth.json (default: $REGISTRY_AUTH_FILE, podman's and"
-        " docker's auth files)",
+        help="read credentials from this auth.json first (then: $DOCKER_AUTH_CONFIG,"
+        " $REGISTRY_AUTH_FILE, podman's and docker's auth files, $DOCKER_CONFIG/config.json)",
     )  # fmt: skip
 
 
