@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BASE = {"errors", "log", "refs", "platforms", "scratch", "tls", "units"}
+BASE = {"errors", "log", "refs", "platforms", "scratch", "tls", "units", "gotemplate", "times"}
 DOMAIN = {"build", "push", "registry", "creds", "sign", "config", "doctor", "store"}
 TOP = {"commands", "cli", "__main__"}
 LAYERS = {"base": 0, "tools": 1, "domain": 2, "top": 3}
