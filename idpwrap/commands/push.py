@@ -83,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="progress on stderr (default: $IDPWRAP_PROGRESS, else auto: bars on a terminal,"
         " plain lines otherwise)",
     )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress (--progress none); the Pushed line on stdout and warnings stay",
+    )  # fmt: skip
 
 
 def _signer(args: argparse.Namespace) -> Signer | None:
@@ -119,6 +123,8 @@ def execute(args: argparse.Namespace) -> int:
 
     if args.password_argument is not None:
         raise UsageError(password_argument_refused("push"))
+    if args.quiet and args.progress not in (None, "none"):
+        raise UsageError(f"--quiet means no progress: drop --progress {args.progress} or --quiet")
     settings = config.for_push(
         source_host=parse_source(args.source).host or destination_host(args.destination),
         registry=args.registry,
@@ -127,7 +133,7 @@ def execute(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         cert_dir=args.cert_dir,
         retry=args.retry,
-        progress=args.progress,
+        progress="none" if args.quiet else args.progress,
     )  # flags, then IDPWRAP_*, then the config file, then the defaults
     mode = settings["progress"].value
     password = None
