@@ -2,19 +2,21 @@
 
 In order (the first one holding the registry wins):
 
-0. ``$DOCKER_AUTH_CONFIG``: a config.json's content itself, as GitLab CI and kaniko pass it
-   (after ``--authfile FILE``, which the command line names, and before every file);
-1. ``--authfile FILE``, else ``$REGISTRY_AUTH_FILE``, else ``$XDG_RUNTIME_DIR/containers/auth.json``
+1. ``--authfile FILE``: the command line's choice;
+2. ``$DOCKER_AUTH_CONFIG``: a config.json's content itself, as GitLab CI and kaniko pass it;
+   set for the job, it beats every file on the machine;
+3. ``$REGISTRY_AUTH_FILE`` (unless 1.), else ``$XDG_RUNTIME_DIR/containers/auth.json``
    (``/run/containers/UID/auth.json`` without ``XDG_RUNTIME_DIR``), where podman login writes;
-2. ``$XDG_CONFIG_HOME/containers/auth.json`` (default ``~/.config``), unless 1. was given
-   explicitly (containers/image skips it then too);
-3. ``$DOCKER_CONFIG/config.json`` (a directory, as docker and kaniko read it), else
+4. ``$XDG_CONFIG_HOME/containers/auth.json`` (default ``~/.config``), unless 1. or
+   ``$REGISTRY_AUTH_FILE`` was given (containers/image skips it then too);
+5. ``$DOCKER_CONFIG/config.json`` (a directory, as docker and kaniko read it), else
    ``~/.docker/config.json``.
 
-In each file: ``credHelpers[HOST]`` (the helper named for this registry), then the
-``auths[HOST]`` entry (base64 ``auth`` of ``USER:PASSWORD``, or an ``identitytoken``; keys may
-carry a scheme or a path: ``https://HOST/v2/`` and ``HOST/namespace`` count for ``HOST``), then
-``credsStore`` (docker's one helper for every registry, which skopeo itself does not use).
+In the variable and in each file: ``credHelpers[HOST]`` (the helper named for this registry),
+then the ``auths[HOST]`` entry (base64 ``auth`` of ``USER:PASSWORD``, or an ``identitytoken``;
+keys may carry a scheme or a path: ``https://HOST/v2/`` and ``HOST/namespace`` count for
+``HOST``), then ``credsStore`` (docker's one helper for every registry, which skopeo itself does
+not use).
 A helper is run as ``docker-credential-NAME get`` with the registry on stdin and answers with
 ``{"Username": ..., "Secret": ...}`` on stdout; ``<token>`` as username means an identity token.
 """
