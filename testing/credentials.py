@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import shutil
 import stat
 import sys
@@ -117,6 +118,16 @@ def auth_json(key: str, username: str, password: str) -> dict:
     return {"auths": {key: {"auth": basic(username, password)}}}
 
 
+def python_header() -> str:
+    """The first lines of a script that this test run's Python runs. A ``#!`` line ends its
+    program at the first space, so from a checkout whose path has one (``/home/me/my
+    projects/idpwrap``) /bin/sh execs Python instead, as pip's launchers do: the second line is
+    a command to sh and the start of a string to Python."""
+    if not any(character.isspace() for character in sys.executable):
+        return f"#!{sys.executable}\n"
+    return "#!/bin/sh\n" + f"'''exec' {shlex.quote(sys.executable)} \"$0\" \"$@\"\n" + "' '''\n"
+
+
 def write_executable(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -132,7 +143,6 @@ def write_credential_helper(
     ``log`` records the registries it was asked about."""
     table = {host: {"Username": user, "Secret": secret} for host, (user, secret) in answers.items()}
     script = f"""\
-        #!{sys.executable}
         import json, sys
         TABLE = {json.dumps(table)!r}
         if sys.argv[1:] != ["get"]:
@@ -147,13 +157,13 @@ def write_credential_helper(
             sys.exit(1)
         print(json.dumps({{"ServerURL": host, **table[host]}}))
         """
-    return write_executable(bin_dir / f"docker-credential-{name}", textwrap.dedent(script))
+    path = bin_dir / f"docker-credential-{name}"
+    return write_executable(path, python_header() + textwrap.dedent(script))
 
 
 def write_idpbuilder(bin_dir: Path, output: object, exit_code: int = 0) -> Path:
     """A real ``idpbuilder`` on PATH that prints ``output`` for ``get secrets -p gitea -o json``."""
     script = f"""\
-        #!{sys.executable}
         import sys
         if sys.argv[1:] != ["get", "secrets", "-p", "gitea", "-o", "json"]:
             sys.exit("unexpected arguments: " + " ".join(sys.argv[1:]))
@@ -162,7 +172,7 @@ def write_idpbuilder(bin_dir: Path, output: object, exit_code: int = 0) -> Path:
             sys.exit({exit_code})
         print({json.dumps(output)!r})
         """
-    return write_executable(bin_dir / "idpbuilder", textwrap.dedent(script))
+    return write_executable(bin_dir / "idpbuilder", python_header() + textwrap.dedent(script))
 
 
 def store_in_keyring(keyring_file: Path, host: str, username: str, password: str) -> None:

@@ -27,6 +27,7 @@ from idpwrap.errors import EXIT_AUTH, EXIT_USAGE, AuthFailed, CredentialsError
 from idpwrap.push.failures import classify_failure
 from idpwrap.refs import Registry
 from idpwrap.registry.api import parse_challenges
+from testing.credentials import python_header
 
 HOST = "gitea.example:8443"
 SECRET = "s3cr3t-from-a-source"
@@ -95,7 +96,7 @@ def basic(username: str, password: str) -> str:
 def write_helper(bin_dir: Path, name: str, body: str) -> Path:
     bin_dir.mkdir(parents=True, exist_ok=True)
     path = bin_dir / f"docker-credential-{name}"
-    path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
+    path.write_text(python_header() + textwrap.dedent(body))
     path.chmod(0o700)
     return path
 
