@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 
-from idpwrap.commands.shared import notice, open_store
+from idpwrap.commands.shared import notice, open_store, stored_at
 from idpwrap.errors import StoreError
 from idpwrap.store.api import Store
 from idpwrap.units import human_size
@@ -68,22 +67,37 @@ def list_images(store: Store) -> list[ImageRow]:
     return rows
 
 
-def age(created: str, now: datetime | None = None) -> str:
-    """``5 minutes ago``, as podman shows it; the raw value when it cannot be read."""
-    if not created:
-        return "unknown"
-    try:
-        moment = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return created
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
-    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= length:
-            count = seconds // length
-            return f"{count} {unit}{'s' if count != 1 else ''} ago"
-    return "seconds ago"
+# podman's ``images --format`` fields and their column headers.
+FORMAT_HEADERS = {
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "ID": "IMAGE ID",
+    "Digest": "DIGEST",
+    "Size": "SIZE",
+    "Created": "CREATED",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "Platforms": "PLATFORMS",
+}
+
+
+def format_values(row: ImageRow, stored: float | None) -> dict[str, str]:
+    """One image's values for ``--format``, as podman prints them."""
+    from idpwrap.commands import times
+
+    short = (row.config or row.digest).split(":", 1)[-1][:12]
+    created = times.since(row.created, stored)
+    return {
+        "Repository": row.name,
+        "Tag": row.tag,
+        "ID": short,
+        "Digest": row.digest,
+        "Size": "damaged" if row.damage else human_size(row.size),
+        "Created": created,
+        "CreatedSince": created,
+        "CreatedAt": times.go_time(row.created),
+        "Platforms": ",".join(row.platforms) or "-",
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,22 +105,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true",
         help="a JSON list: reference, name, tag, digest, size, created, config, platforms",
     )  # fmt: skip
+    parser.add_argument(
+        "--format", metavar="TEMPLATE",
+        help="podman's Go-template fields: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}}"
+        " {{.Size}} {{.Created}} {{.CreatedSince}} {{.CreatedAt}} {{.Platforms}}; 'table ...'"
+        " adds a header and aligns tab-separated columns; 'json' is --json",
+    )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:
-    rows = list_images(open_store(args))
+    from idpwrap.commands import gotemplate, times
+
+    template = gotemplate.parse(args.format, FORMAT_HEADERS) if args.format else None
+    store = open_store(args)
+    rows = list_images(store)
     for row in rows:
         if row.damage:
             notice(f"warning: {row.reference}: {row.damage}")
-    if args.json:
+    if args.json or (template is not None and template.json):
         print(json.dumps([row.as_json() for row in rows], indent=2))
+        return 0
+    if template is not None:
+        values = [format_values(row, stored_at(store, row.digest)) for row in rows]
+        for line in gotemplate.lines(template, values, FORMAT_HEADERS):
+            print(line)
         return 0
     table = [("REPOSITORY", "TAG", "DIGEST", "SIZE", "PLATFORMS", "CREATED")]
     for row in rows:
         digest = row.digest.split(":", 1)[-1][:12]
         size = "damaged" if row.damage else human_size(row.size)
         shown = ",".join(row.platforms) or "-"
-        table.append((row.name, row.tag, digest, size, shown, age(row.created)))
+        created = times.since(row.created, stored_at(store, row.digest))
+        table.append((row.name, row.tag, digest, size, shown, created))
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
     for line in table:
         print(

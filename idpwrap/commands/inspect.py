@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from idpwrap.commands.shared import open_store
+from idpwrap.commands.shared import open_store, stored_at
 from idpwrap.store.api import ImageDetails, Store, StoredImage
 from idpwrap.units import human_size
 
@@ -51,12 +51,14 @@ def index_dict(store: Store, image: StoredImage, tags: list[str]) -> dict[str, A
     }
 
 
-def index_text(info: dict[str, Any]) -> str:
+def index_text(info: dict[str, Any], stored: float | None = None) -> str:
+    from idpwrap.commands import times
+
     lines = [
         f"Reference:    {info['reference']}",
         f"Digest:       {info['digest']} (image index)",
         f"Tags:         {', '.join(info['tags'])}",
-        f"Created:      {info['created'] or 'unknown'}",
+        f"Created:      {times.described(info['created'], stored)}",
         f"Size:         {human_size(info['size'])} ({info['size']} bytes, compressed, all"
         " platforms, shared blobs once)",
         f"Platforms ({len(info['manifests'])}):",
@@ -109,14 +111,17 @@ def as_dict(details: ImageDetails, tags: list[str]) -> dict[str, Any]:
     }
 
 
-def as_text(info: dict[str, Any]) -> str:
+def as_text(info: dict[str, Any], stored: float | None = None) -> str:
+    """``stored``: when the manifest came into the store, said beside a reproducible time."""
+    from idpwrap.commands import times
+
     config = info["config"]
     lines = [
         f"Reference:    {info['reference']}",
         f"Digest:       {info['digest']}",
         f"Tags:         {', '.join(info['tags'])}",
         f"ID:           {info['id']}",
-        f"Created:      {info['created'] or 'unknown'}",
+        f"Created:      {times.described(info['created'], stored)}",
         f"Platform:     {info['os']}/{info['architecture']}",
         f"Size:         {human_size(info['size'])} ({info['size']} bytes, compressed)",
     ]
@@ -185,12 +190,14 @@ def execute(args: argparse.Namespace) -> int:
         from idpwrap import platforms
 
         (platform,) = platforms.parse([args.platform.split(",")[0]])
+    store = open_store(args)
     if args.provenance:
-        print(provenance_text(open_store(args), args.image, platform))
+        print(provenance_text(store, args.image, platform))
         return 0
-    info = describe(open_store(args), args.image, platform)
+    info = describe(store, args.image, platform)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        print(index_text(info) if "manifests" in info else as_text(info))
+        stored = stored_at(store, info["digest"])
+        print(index_text(info, stored) if "manifests" in info else as_text(info, stored))
     return 0

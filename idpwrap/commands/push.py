@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="of a multi-platform image, push only this platform's image (default: the whole"
         " index, every child first)",
     )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress (--progress none); the Pushed line on stdout and warnings stay",
+    )  # fmt: skip
 
 
 def execute(args: argparse.Namespace) -> int:

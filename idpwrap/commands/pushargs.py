@@ -137,6 +137,10 @@ def prepare(
     from idpwrap.config import settings as config
 
     password = read_password(args, command)
+    # -q is push's --progress none; build's -q (quiet buildah) silences its push as well.
+    quiet = getattr(args, "quiet", False)
+    if quiet and args.progress not in (None, "none"):
+        raise UsageError(f"--quiet means no progress: drop --progress {args.progress} or --quiet")
     settings = config.for_push(
         source_host=parse_source(source).host or destination_host(destination),
         registry=args.registry,
@@ -145,7 +149,7 @@ def prepare(
         ca_file=args.ca_file,
         cert_dir=args.cert_dir,
         retry=args.retry,
-        progress=args.progress,
+        progress="none" if quiet else args.progress,
     )
     request = PushRequest(
         source=source,

@@ -1,5 +1,6 @@
-"""What several commands share: the store they open, notices on stderr, and the arguments for
-TLS trust, auth files and refused passwords, declared once so every command reads them alike.
+"""What several commands share: the store they open (and when an image came into it), notices
+on stderr, and the arguments for TLS trust, auth files and refused passwords, declared once so
+every command reads them alike.
 """
 
 from __future__ import annotations
@@ -20,6 +21,19 @@ def open_store(args: argparse.Namespace) -> Store:
     from idpwrap.store.api import Store
 
     return Store(store_root(getattr(args, "store", None)))
+
+
+def stored_at(store: Store, digest: str) -> float | None:
+    """When an image's manifest came into ``store`` (its file's time): said beside a
+    reproducible image's fixed created time, which tells nothing of when it was built."""
+    import os
+
+    from idpwrap.errors import StoreError
+
+    try:
+        return os.stat(store.blob_file(digest)).st_mtime
+    except (OSError, StoreError):
+        return None
 
 
 def notice(message: str) -> None:
@@ -60,8 +74,8 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
 def add_authfile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--authfile", metavar="FILE",
-        help="read credentials from this auth.json (default: $REGISTRY_AUTH_FILE, podman's and"
-        " docker's auth files)",
+        help="read credentials from this auth.json first (then: $DOCKER_AUTH_CONFIG,"
+        " $REGISTRY_AUTH_FILE, podman's and docker's auth files, $DOCKER_CONFIG/config.json)",
     )  # fmt: skip
 
 

@@ -1,17 +1,22 @@
 """Docker's and podman's auth files, read as containers/image reads them, and credential helpers.
 
-Files, in order (the first one holding the registry wins):
+In order (the first one holding the registry wins):
 
-1. ``--authfile FILE``, else ``$REGISTRY_AUTH_FILE``, else ``$XDG_RUNTIME_DIR/containers/auth.json``
+1. ``--authfile FILE``: the command line's choice;
+2. ``$DOCKER_AUTH_CONFIG``: a config.json's content itself, as GitLab CI and kaniko pass it;
+   set for the job, it beats every file on the machine;
+3. ``$REGISTRY_AUTH_FILE`` (unless 1.), else ``$XDG_RUNTIME_DIR/containers/auth.json``
    (``/run/containers/UID/auth.json`` without ``XDG_RUNTIME_DIR``), where podman login writes;
-2. ``$XDG_CONFIG_HOME/containers/auth.json`` (default ``~/.config``), unless 1. was given
-   explicitly (containers/image skips it then too);
-3. ``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``.
+4. ``$XDG_CONFIG_HOME/containers/auth.json`` (default ``~/.config``), unless 1. or
+   ``$REGISTRY_AUTH_FILE`` was given (containers/image skips it then too);
+5. ``$DOCKER_CONFIG/config.json`` (a directory, as docker and kaniko read it), else
+   ``~/.docker/config.json``.
 
-In each file: ``credHelpers[HOST]`` (the helper named for this registry), then the
-``auths[HOST]`` entry (base64 ``auth`` of ``USER:PASSWORD``, or an ``identitytoken``; keys may
-carry a scheme or a path: ``https://HOST/v2/`` and ``HOST/namespace`` count for ``HOST``), then
-``credsStore`` (docker's one helper for every registry, which skopeo itself does not use).
+In the variable and in each file: ``credHelpers[HOST]`` (the helper named for this registry),
+then the ``auths[HOST]`` entry (base64 ``auth`` of ``USER:PASSWORD``, or an ``identitytoken``;
+keys may carry a scheme or a path: ``https://HOST/v2/`` and ``HOST/namespace`` count for
+``HOST``), then ``credsStore`` (docker's one helper for every registry, which skopeo itself does
+not use).
 A helper is run as ``docker-credential-NAME get`` with the registry on stdin and answers with
 ``{"Username": ..., "Secret": ...}`` on stdout; ``<token>`` as username means an identity token.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import binascii
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from idpwrap import log
@@ -33,7 +38,9 @@ HELPER_PREFIX = "docker-credential-"
 HELPER_TIMEOUT_SECONDS = 60
 IDENTITY_TOKEN_USERNAME = "<token>"
 # Never handed to a credential helper: the secrets idpwrap itself reads from the environment.
-SECRET_VARIABLES = ("GITEA_TOKEN", "GITEA_PASSWORD", "REGISTRY_PASSWORD")
+SECRET_VARIABLES = ("GITEA_TOKEN", "GITEA_PASSWORD", "REGISTRY_PASSWORD", "DOCKER_AUTH_CONFIG")
+# GitLab CI's and kaniko's way: the JSON of a docker config.json in the variable itself.
+AUTH_CONFIG_VARIABLE = "DOCKER_AUTH_CONFIG"
 DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 
 
@@ -69,23 +76,71 @@ def lookup(
     authfile: str | os.PathLike[str] | None = None,
     tried: list[str] | None = None,
 ) -> Credentials | None:
-    """The first credentials for ``registry_host`` in the auth files, or None."""
+    """The first credentials for ``registry_host`` in DOCKER_AUTH_CONFIG and the auth files."""
     host = normalize_host(registry_host)
     read: list[str] = []
+    variable = "not set" if not environ.get(AUTH_CONFIG_VARIABLE, "").strip() else "unread"
     try:
-        for path, named in candidate_files(environ, authfile):
-            content = load(path, named)
-            if content is None:
-                continue
-            read.append(str(path))
-            found = lookup_in(content, path, host, environ)
+        for where, content in _contents(environ, authfile):
+            if where == AUTH_CONFIG_VARIABLE:
+                variable = f"nothing for {host}"
+            else:
+                read.append(where.removeprefix("auth file "))
+            found = lookup_in(content, where, host, environ)
             if found is not None:
                 return found
-            log.info("credentials: nothing for %s in %s", host, path)
+            log.info("credentials: nothing for %s in %s", host, where)
     finally:
         if tried is not None:
+            tried.append(f"{AUTH_CONFIG_VARIABLE} ({variable})")
             tried.append(f"auth files ({', '.join(read)})" if read else "auth files (none found)")
     return None
+
+
+def _contents(
+    environ: Mapping[str, str], authfile: str | os.PathLike[str] | None
+) -> Iterator[tuple[str, dict[str, object]]]:
+    """(where, content) in order, each read only when the ones before had nothing: a broken
+    file after the one that answers stays unread, as with containers/image."""
+    files = candidate_files(environ, authfile)
+    # --authfile is the command line's choice and comes first; the variable then beats files.
+    if files and files[0][1]:
+        yield from _files(files[:1])
+        files = files[1:]
+    content = load_variable(environ)
+    if content is not None:
+        yield AUTH_CONFIG_VARIABLE, content
+    yield from _files(files)
+
+
+def _files(files: list[tuple[Path, bool]]) -> Iterator[tuple[str, dict[str, object]]]:
+    for path, named in files:
+        content = load(path, named)
+        if content is not None:
+            yield f"auth file {path}", content
+
+
+def load_variable(environ: Mapping[str, str]) -> dict[str, object] | None:
+    """``$DOCKER_AUTH_CONFIG``'s JSON object; None when it is unset or empty. Its value is a
+    secret: no message quotes it."""
+    value = environ.get(AUTH_CONFIG_VARIABLE, "")
+    if not value.strip():
+        return None
+    try:
+        content = json.loads(value)
+    except ValueError as error:
+        where = f" (line {error.lineno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise CredentialsError(
+            f"{AUTH_CONFIG_VARIABLE} is not valid JSON{where}: it must hold a docker"
+            ' config.json\'s content, such as {"auths": {"HOST": {"auth": "BASE64"}}}, not a'
+            " path (for a directory holding config.json, set DOCKER_CONFIG)"
+        ) from None
+    if not isinstance(content, dict):
+        raise CredentialsError(
+            f"{AUTH_CONFIG_VARIABLE} is not a JSON object: it must hold a docker config.json's"
+            ' content, such as {"auths": {"HOST": {"auth": "BASE64"}}}'
+        )
+    return content
 
 
 def load(path: Path, named: bool) -> dict[str, object] | None:
@@ -137,14 +192,13 @@ def normalize_host(key: str) -> str:
     return "docker.io" if host in DOCKER_HUB_ALIASES else host
 
 
-def _section(content: Mapping[str, object], name: str, path: Path) -> dict[str, object]:
+def _section(content: Mapping[str, object], name: str, where: str) -> dict[str, object]:
     section = content.get(name)
     if section is None:
         return {}
     if not isinstance(section, dict):
         raise CredentialsError(
-            f"auth file {path}: {name!r} is not a JSON object: fix it, or remove it and log in"
-            " again"
+            f"{where}: {name!r} is not a JSON object: fix it, or remove it and log in again"
         )
     return section
 
@@ -159,40 +213,42 @@ def _matching_key(section: Mapping[str, object], host: str) -> str | None:
 
 
 def lookup_in(
-    content: Mapping[str, object], path: Path, host: str, environ: Mapping[str, str]
+    content: Mapping[str, object], where: str, host: str, environ: Mapping[str, str]
 ) -> Credentials | None:
-    helpers = _section(content, "credHelpers", path)
+    """``where`` names the content in messages: ``auth file PATH`` or ``DOCKER_AUTH_CONFIG``."""
+    name = where.removeprefix("auth file ")
+    helpers = _section(content, "credHelpers", where)
     key = _matching_key(helpers, host)
     if key is not None:
         helper = helpers[key]
         if not isinstance(helper, str) or not helper:
-            raise CredentialsError(f"auth file {path}: credHelpers[{key!r}] is not a helper name")
-        found = run_helper(helper, host, environ, f"credHelpers in {path}", required=True)
+            raise CredentialsError(f"{where}: credHelpers[{key!r}] is not a helper name")
+        found = run_helper(helper, host, environ, f"credHelpers in {name}", required=True)
         if found is not None:
             return found
-    auths = _section(content, "auths", path)
+    auths = _section(content, "auths", where)
     key = _matching_key(auths, host)
     if key is not None:
         entry = auths[key]
         if not isinstance(entry, dict):
-            raise CredentialsError(f"auth file {path}: auths[{key!r}] is not a JSON object")
-        found = decode_entry(entry, path, key)
+            raise CredentialsError(f"{where}: auths[{key!r}] is not a JSON object")
+        found = decode_entry(entry, where, key)
         if found is not None:
             return found
     store = content.get("credsStore")
     if store:
         if not isinstance(store, str):
-            raise CredentialsError(f"auth file {path}: credsStore is not a helper name")
-        return run_helper(store, host, environ, f"credsStore in {path}", required=False)
+            raise CredentialsError(f"{where}: credsStore is not a helper name")
+        return run_helper(store, host, environ, f"credsStore in {name}", required=False)
     return None
 
 
-def decode_entry(entry: Mapping[str, object], path: Path, key: str) -> Credentials | None:
+def decode_entry(entry: Mapping[str, object], where: str, key: str) -> Credentials | None:
     """An ``auths`` entry; None for an empty one (docker writes those beside a helper)."""
     encoded = entry.get("auth") or ""
     identity_token = entry.get("identitytoken") or ""
     if not isinstance(encoded, str) or not isinstance(identity_token, str):
-        raise CredentialsError(f"auth file {path}: auths[{key!r}] has a non-string value")
+        raise CredentialsError(f"{where}: auths[{key!r}] has a non-string value")
     username, password = "", ""
     if encoded:
         try:
@@ -201,12 +257,12 @@ def decode_entry(entry: Mapping[str, object], path: Path, key: str) -> Credentia
             decoded = ""
         if ":" not in decoded:
             raise CredentialsError(
-                f"auth file {path}: the 'auth' of {key!r} is not base64 of USER:PASSWORD: fix"
+                f"{where}: the 'auth' of {key!r} is not base64 of USER:PASSWORD: fix"
                 " it, or remove it and log in again"
             )
         username, password = decoded.split(":", 1)
         password = password.strip("\n")
-    source = f"auth file {path} ({key})"
+    source = f"{where} ({key})"
     if identity_token:
         return Credentials(
             username or IDENTITY_TOKEN_USERNAME, identity_token, source, identity_token=True

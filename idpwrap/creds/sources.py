@@ -3,8 +3,10 @@
 Order, first match wins (docs/credentials.md): the command line (``--username`` with
 ``--password-stdin``), then the environment (``GITEA_USERNAME`` with ``GITEA_TOKEN`` or else
 ``GITEA_PASSWORD``; then ``REGISTRY_USERNAME`` with ``REGISTRY_PASSWORD``), then the OS keyring
-(``idpwrap login``), then docker's and podman's auth files and their credential helpers
-(``authfiles``), then idpbuilder's own Gitea secret (``idpbuilder``), then anonymous.
+(``idpwrap login``), then ``--authfile FILE``, ``$DOCKER_AUTH_CONFIG`` (a config.json's
+content, as GitLab CI and kaniko pass it) and docker's and podman's auth files
+(``$DOCKER_CONFIG/config.json`` among them), with their credential helpers (``authfiles``), then
+idpbuilder's own Gitea secret (``idpbuilder``), then anonymous.
 Every source is named in messages by where it came from, never by its value.
 
 The later sources live in their own modules, imported only when the command line and the

@@ -29,6 +29,10 @@ ANONYMOUS_TRIED = (
     "--username with --password-stdin, GITEA_USERNAME with GITEA_TOKEN or GITEA_PASSWORD,"
     " REGISTRY_USERNAME with REGISTRY_PASSWORD"
 )
+GIVE_CREDENTIALS = (
+    "give them with GITEA_USERNAME and GITEA_TOKEN, DOCKER_AUTH_CONFIG, an auth file"
+    " (--authfile, DOCKER_CONFIG), or idpwrap login"
+)
 # Gitea's ctx.NotFound for an owner that does not exist, as skopeo 1.9.3 quotes the body:
 # "Not found.\n"; 1.18.0 quotes it again: "\"Not found.\\n\"".
 GITEA_NOT_FOUND = re.compile(r'(?:\\?")?Not found\.')
@@ -81,7 +85,15 @@ def classify_failure(
         return StoreError.damaged_blob(image, blob, store_root or "(the store)", got)
     unknown_owner = _unknown_gitea_owner(failure)
     if unknown_owner:
-        return OwnerNotFound.on_gitea(host, unknown_owner)
+        if credentials_source:
+            return OwnerNotFound.on_gitea(host, unknown_owner)
+        # Anonymous, the missing credentials come first: they are the likelier mistake.
+        return OwnerNotFound(
+            f"{_none_found(host, tried)}, and to an anonymous push {host} has no user or"
+            f" organization {unknown_owner!r} (Gitea answered 404 Not found): {GIVE_CREDENTIALS};"
+            f" if {unknown_owner} does not exist, create it in Gitea first, or push to an existing"
+            " owner with --owner"
+        )
     if failure.tls_untrusted:
         return TlsNotTrusted(
             f"the TLS certificate of {host} is not trusted ({innermost(message)}): pass"
@@ -92,8 +104,7 @@ def classify_failure(
     refused, denied = failure.unauthorized, failure.denied
     if (refused or denied) and not credentials_source:
         return AuthFailed(
-            f"{host} requires credentials and none were found: tried"
-            f" {', '.join(tried) if tried else ANONYMOUS_TRIED}"
+            f"{_none_found(host, tried)}, and {host} requires them for a push: {GIVE_CREDENTIALS}"
         )
     if failure.credentials_refused or (refused and not denied):
         return AuthFailed(
@@ -108,6 +119,10 @@ def classify_failure(
             " running and the address is right"
         )
     return PushFailed(f"skopeo copy failed (exit code {exit_code}): {message}")
+
+
+def _none_found(host: str, tried: Sequence[str]) -> str:
+    return f"no credentials were found for {host} (tried {', '.join(tried) or ANONYMOUS_TRIED})"
 
 
 def refusal_is_unclear(stderr: str) -> bool:

@@ -33,8 +33,13 @@ ALTERED_BLOB = re.compile(r"Digest did not match, expected (sha256:[0-9a-f]{64})
 # 1.18.0 quotes the body: "... StatusCode: 404, \"Not found.\\n\"".
 ANSWER = re.compile(r"(?:(/v2/\S*) in \S+: )?StatusCode: (\d{3}), (.*)", re.I | re.DOTALL)
 # Trading credentials for a token failed: "... obtain access token: invalid status code from
-# registry 404".
-TOKEN_ANSWER = re.compile(r"obtain access token: invalid status code from registry (\d{3})", re.I)
+# registry 404" (skopeo 1.9.3, 1.18.0); skopeo 1.22.0 (Debian sid): "... Trying to obtain access
+# token: received unexpected HTTP status: 404 Not Found".
+TOKEN_ANSWER = re.compile(
+    r"obtain access token: (?:invalid status code from registry|received unexpected HTTP"
+    r" status:) (\d{3})",
+    re.I,
+)
 FATAL_MESSAGE = re.compile(r'level=fatal msg="((?:[^"\\]|\\.)*)"')
 # In skopeo's words: the token endpoint refused the credentials ...
 REFUSED_MARKERS = ("invalid username/password", "unable to retrieve auth token")

@@ -9,6 +9,7 @@ many times while skopeo runs. The checks never print the secret.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -74,6 +75,8 @@ def put_source(name: str, world: CredentialWorld, host: str, secret: str, tmp_pa
         return {}, ["--authfile", str(path)], None
     if name == "password-stdin":
         return {}, ["--username", USERNAME, "--password-stdin"], secret + "\n"
+    if name == "docker-auth-config":
+        return {"DOCKER_AUTH_CONFIG": json.dumps(auth_json(host, USERNAME, secret))}, [], None
     raise AssertionError(name)
 
 
@@ -101,9 +104,12 @@ def start_push(world, gitea, host, extra_args, extra_env, stdin_text, repository
 class Sweeper:
     """Sweeps /proc while the push runs: secrets in argv or environ, and skopeo's auth file."""
 
-    def __init__(self, root_pid: int, secret: bytes) -> None:
+    def __init__(self, root_pid: int, secret: bytes, given: bytes = b"") -> None:
         self.root_pid = root_pid
         self.secret = secret
+        # What the user gave idpwrap itself (DOCKER_AUTH_CONFIG's base64 "auth"): in idpwrap's
+        # own environment by the user's choice, in no other process.
+        self.given = given
         self.leaks: list[str] = []
         self.sweeps = 0
         self.auth_files: list[tuple[str, int, bool]] = []  # (link target, mode, dir exists)
@@ -118,6 +124,9 @@ class Sweeper:
                 if self.secret in data:
                     where = "idpwrap itself" if info.pid == self.root_pid else f"pid {info.pid}"
                     self.leaks.append(f"{where} ({Path(info.argv[0]).name}) in its {name}")
+                if self.given and self.given in data and info.pid != self.root_pid:
+                    program = Path(info.argv[0]).name if info.argv else "?"
+                    self.leaks.append(f"pid {info.pid} ({program}) has the given auth in {name}")
             if info.pid in family and info.argv and Path(info.argv[0]).name == "skopeo":
                 self._look_at_auth_file(info.pid, info.argv)
         self.sweeps += 1
@@ -188,7 +197,9 @@ def _holds(path: str, secret: bytes, since: float, device: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("source", ["keyring", "cred-helper", "authfile", "password-stdin"])
+@pytest.mark.parametrize(
+    "source", ["keyring", "cred-helper", "authfile", "password-stdin", "docker-auth-config"]
+)
 def test_no_leak_while_pushing(source, prebuilt, world, gitea, relay_to, tmp_path) -> None:
     secret = gitea.password
     relay = relay_to(gitea, 6 * MiB)
@@ -196,7 +207,8 @@ def test_no_leak_while_pushing(source, prebuilt, world, gitea, relay_to, tmp_pat
     process, stdout, stderr = start_push(
         world, gitea, relay.host, args, env, stdin_text, f"leak-{source}", "--debug"
     )
-    sweeper = Sweeper(process.pid, secret.encode())
+    given = auth_json(relay.host, USERNAME, secret)["auths"][relay.host]["auth"].encode()
+    sweeper = Sweeper(process.pid, secret.encode(), given if "DOCKER_AUTH_CONFIG" in env else b"")
     deadline = time.monotonic() + 120  # bounded, whatever happens to the push
     try:
         while process.poll() is None and time.monotonic() < deadline:
@@ -208,7 +220,10 @@ def test_no_leak_while_pushing(source, prebuilt, world, gitea, relay_to, tmp_pat
         process.wait()
     out, err = stdout.text(), stderr.text()
     assert secret not in out and secret not in err, "the secret is in idpwrap's --debug output"
+    assert given.decode() not in out + err, "the given auth is in idpwrap's --debug output"
     assert process.returncode == 0, err[-2000:]
+    if source == "docker-auth-config":
+        assert f"idpwrap: credentials: DOCKER_AUTH_CONFIG ({relay.host})" in err
     assert "Pushed " in out
     assert "idpwrap: running skopeo copy --authfile /dev/fd/" in err  # --debug shows argv
     assert sweeper.leaks == []

@@ -10,6 +10,7 @@ them into the test log).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -159,6 +160,19 @@ def setup_docker_config_env(world, gitea, tmp_path):
     return {"DOCKER_CONFIG": str(directory)}, [], None, f"auth file {path} ({gitea.host})"
 
 
+def setup_docker_auth_config(world, gitea, tmp_path):
+    """GitLab CI's and kaniko's way: the config.json's content in the variable, no file."""
+    value = json.dumps(auth_json(gitea.host, USERNAME, gitea.password))
+    return {"DOCKER_AUTH_CONFIG": value}, [], None, f"DOCKER_AUTH_CONFIG ({gitea.host})"
+
+
+def setup_docker_auth_config_helper(world, gitea, tmp_path):
+    write_credential_helper(world.bin_dir, "test", {gitea.host: (USERNAME, gitea.password)})
+    value = json.dumps({"credHelpers": {gitea.host: "test"}})
+    expected = "credential helper docker-credential-test (credHelpers in DOCKER_AUTH_CONFIG)"
+    return {"DOCKER_AUTH_CONFIG": value}, [], None, expected
+
+
 def setup_identity_token(world, gitea, tmp_path):
     """An OAuth2 refresh token: skopeo trades it at the token endpoint (POST) for a token."""
     entry = {"auth": basic(USERNAME, ""), "identitytoken": gitea.refresh_token}
@@ -196,6 +210,8 @@ SOURCES = {
     "config-home-auth": setup_config_home_auth,
     "docker-config": setup_docker_config_auth,
     "docker-config-env": setup_docker_config_env,
+    "docker-auth-config": setup_docker_auth_config,
+    "docker-auth-config-helper": setup_docker_auth_config_helper,
     "identity-token": setup_identity_token,
     "cred-helpers": setup_cred_helpers,
     "creds-store": setup_creds_store,
@@ -269,6 +285,10 @@ def put_docker_config(world, gitea, tmp_path, password):
     return {}, [], None
 
 
+def put_docker_auth_config(world, gitea, tmp_path, password):
+    return {"DOCKER_AUTH_CONFIG": json.dumps(auth_json(gitea.host, USERNAME, password))}, [], None
+
+
 def put_cred_helper_and_auths(world, gitea, tmp_path, password):
     """credHelpers beats the same file's auths entry, which holds a wrong password."""
     write_credential_helper(world.bin_dir, "test", {gitea.host: (USERNAME, password)})
@@ -283,6 +303,14 @@ ORDER = [
     ("command-line", put_command_line, "env", put_env, "command line"),
     ("env", put_env, "keyring", put_keyring, "environment (GITEA_USERNAME, GITEA_TOKEN)"),
     ("keyring", put_keyring, "auth-file", put_registry_auth_file, "keyring (idpwrap:"),
+    ("keyring", put_keyring, "docker-auth-config", put_docker_auth_config, "keyring (idpwrap:"),
+    (
+        "docker-auth-config",
+        put_docker_auth_config,
+        "auth-file",
+        put_registry_auth_file,
+        "DOCKER_AUTH_CONFIG (",
+    ),
     ("runtime-auth-file", put_registry_auth_file, "docker", put_docker_config, "first-auth.json"),
     ("cred-helper", put_cred_helper_and_auths, "-", None, "docker-credential-test (credHelpers"),
 ]
@@ -395,12 +423,13 @@ def test_token_without_write_scope_says_so(world, gitea) -> None:
 def test_anonymous_refusal_lists_every_source_tried(world, gitea, tmp_path) -> None:
     docker = write_json(world.home / ".docker" / "config.json", {"auths": {}})
     line = only_error_line(push(world, gitea, "anonymous"), 4)
-    assert "requires credentials and none were found" in line
+    assert line.startswith(f"idpwrap: error: no credentials were found for {gitea.host} (tried")
     for tried in (
         "--password-stdin",
         "GITEA_TOKEN",
         "REGISTRY_PASSWORD",
         "the keyring",
+        "DOCKER_AUTH_CONFIG (not set)",
         str(docker),
     ):
         assert tried in line, line

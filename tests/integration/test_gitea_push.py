@@ -5,7 +5,9 @@ All pushes share the session's prebuilt store (``hello:v1``); nothing here build
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 
 import pytest
 
@@ -95,6 +97,57 @@ def test_unknown_owner_says_so(prebuilt_cli: Cli, gitea_registry) -> None:
     message = only_error(result)
     assert "no user or organization 'nosuchorg'" in message
     assert "create the organization nosuchorg" in message and "--owner" in message
+
+
+def test_a_push_with_only_docker_auth_config(prebuilt_cli: Cli, prebuilt, gitea_registry) -> None:
+    """GitLab CI's and kaniko's way: the config.json's content in DOCKER_AUTH_CONFIG."""
+    gitea = gitea_registry
+    password = gitea.secret("giteaAdmin", "token")
+    auth = base64.b64encode(f"giteaAdmin:{password}".encode()).decode()
+    value = json.dumps({"auths": {gitea.host: {"auth": auth}}})
+    result = prebuilt_cli.run(
+        "push", "-v", "--registry", gitea.url, *gitea.tls_options(), "--progress", "none",
+        "hello:v1", "giteaadmin/ci-auth-config:v1", env={"DOCKER_AUTH_CONFIG": value},
+    )  # fmt: skip
+    assert result.returncode == 0, result.describe()
+    assert f"{gitea.host}/giteaadmin/ci-auth-config:v1@{prebuilt.hello.digest}" in result.stdout
+    assert f"idpwrap: credentials: DOCKER_AUTH_CONFIG ({gitea.host})" in result.stderr
+    output = result.stdout + result.stderr
+    assert password not in output and auth not in output, "the secret is in the output"
+
+
+def test_an_anonymous_push_to_an_unknown_owner_says_first_that_no_credentials_were_found(
+    prebuilt_cli: Cli, gitea_registry
+) -> None:
+    """The CI job of issue 20: DOCKER_AUTH_CONFIG for another registry only, an owner Gitea
+    does not know. The missing credentials come first, what was tried, then the owner."""
+    gitea = gitea_registry
+    other = json.dumps({"auths": {"elsewhere.example": {"auth": "dTpw"}}})
+    result = prebuilt_cli.run(
+        "push", "--registry", gitea.url, *gitea.tls_options(), "--progress", "none",
+        "hello:v1", "racea/hello:v1", env={"DOCKER_AUTH_CONFIG": other},
+    )  # fmt: skip
+    assert result.returncode == EXIT_NOT_FOUND, result.describe()
+    message = only_error(result)
+    assert message.startswith(f"idpwrap: error: no credentials were found for {gitea.host} (tried")
+    assert f"DOCKER_AUTH_CONFIG (nothing for {gitea.host})" in message
+    assert "GITEA_USERNAME" in message and "auth files" in message
+    assert "no user or organization 'racea'" in message
+    assert message.index("no credentials") < message.index("no user or organization")
+
+
+def test_an_anonymous_push_to_a_known_owner_says_no_credentials_were_found(
+    prebuilt_cli: Cli, gitea_registry
+) -> None:
+    gitea = gitea_registry
+    result = prebuilt_cli.run(
+        "push", "--registry", gitea.url, *gitea.tls_options(), "--progress", "none",
+        "hello:v1", "giteaadmin/anonymous:v1",
+    )  # fmt: skip
+    assert result.returncode == EXIT_AUTH, result.describe()
+    message = only_error(result)
+    assert message.startswith(f"idpwrap: error: no credentials were found for {gitea.host} (tried")
+    assert "DOCKER_AUTH_CONFIG (not set)" in message
 
 
 def test_read_token_names_the_write_scope(prebuilt_cli: Cli, gitea_registry) -> None:

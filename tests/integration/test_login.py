@@ -89,7 +89,7 @@ def test_login_push_logout_with_the_token_registry(prebuilt, world, gitea) -> No
         env=world.env(),
     )  # fmt: skip
     assert anonymous.returncode == 4, anonymous.describe()
-    assert "none were found" in anonymous.error_lines()[0]
+    assert "no credentials were found" in anonymous.error_lines()[0]
 
 
 def test_login_with_a_wrong_password_stores_nothing(world, gitea) -> None:

@@ -115,3 +115,17 @@ def test_push_on_a_terminal_draws_bars_and_ends_at_100(
     assert "100%" in screen and "pushed" in screen, screen[-3000:]
     for digest, _ in prebuilt.three.layers:  # one bar per blob, by short digest
         assert digest.split(":")[1][:12] in screen
+
+
+def test_quiet_push_shows_no_progress_only_the_result(prebuilt, prebuilt_cli: Cli, registry):
+    result = prebuilt_cli.run(
+        "push", "-q", "--registry", registry.url, *registry.tls_options(), "hello:v1",
+        "giteaadmin/quiet:v1", credentials=(registry.username, registry.password),
+        env={"IDPWRAP_PROGRESS": "plain"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.describe()
+    assert result.stdout == f"Pushed {registry.host}/giteaadmin/quiet:v1@{prebuilt.hello.digest}\n"
+    assert result.stderr == ""  # no progress, although IDPWRAP_PROGRESS asks for plain lines
+    both = prebuilt_cli.run("push", "--quiet", "--progress", "plain", "hello:v1")
+    assert both.returncode == 2
+    assert "--quiet means no progress" in both.error_lines()[0]

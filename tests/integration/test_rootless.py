@@ -1,7 +1,8 @@
 """A real rootless build and push, as an ordinary user this test creates (CI runs as root).
 
 The user gets a home in a fresh directory under /tmp (pytest's own is private to root), a copy
-of the idpwrap package, and an interpreter it may run (the venv's may live under /root). First
+of the idpwrap package and its dependencies, and an interpreter it may run (the checkout and its
+venv may live under /root or a 0700 directory: testing/otheruser.py). First
 without subordinate IDs (the build must stop with the command that fixes it), then with them:
 buildah runs rootless in a user namespace with the driver idpwrap chose, and the image goes to
 the session's TLS registry.
@@ -16,7 +17,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ import pytest
 from idpwrap.tools import rootless
 from testing.cli import Result
 from testing.images import local_image, make_context
+from testing.otheruser import readable_install, usable_python
 from testing.paths import DEFAULT_PATH, ROOT
 
 pytestmark = [
@@ -107,20 +108,6 @@ def run(argv: list[str]) -> None:
     assert done.returncode == 0, f"{argv}: {done.stdout}{done.stderr}"
 
 
-def usable_python(uid: int, gid: int) -> str | None:
-    """An interpreter (3.11 or later) the user may run."""
-    candidates = [os.path.realpath(sys.executable), "/usr/bin/python3"]
-    for candidate in dict.fromkeys(candidates):
-        done = subprocess.run(
-            ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", candidate, "-c",
-             "import sys; assert sys.version_info >= (3, 11)"],
-            capture_output=True, env={"PATH": DEFAULT_PATH}, cwd="/", check=False,
-        )  # fmt: skip
-        if done.returncode == 0:
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def user() -> Iterator[User]:
     for file in (rootless.SUBUID_FILE, rootless.SUBGID_FILE):
@@ -134,14 +121,11 @@ def user() -> Iterator[User]:
         run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/sh", name])
         created = True
         entry = pwd.getpwnam(name)
-        shutil.copytree(ROOT / "idpwrap", base / "lib" / "idpwrap",
-                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-        for directory in (base / "lib", *(base / "lib").rglob("*")):
-            directory.chmod(0o755 if directory.is_dir() else 0o644)
+        install = readable_install(base)  # base/lib, what PYTHONPATH names
         (home / "tmp").mkdir(parents=True)
         for path in (home, home / "tmp"):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-        python = usable_python(entry.pw_uid, entry.pw_gid)
+        python = usable_python(entry.pw_uid, entry.pw_gid, install)
         if python is None:
             pytest.skip("no Python 3.11+ interpreter that an ordinary user may run")
         yield User(name, entry.pw_uid, entry.pw_gid, base, home, python)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -103,12 +104,19 @@ def test_base_only_cached_last_step_and_stages(
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             assert archive.getmembers() == [], digest
 
-    # The last step cached from an earlier build: the same quirk, the image is kept.
+    # The last step cached from an earlier build. buildah 1.28 and 1.39 take it from the cache
+    # ("--> Using cache ID") and then fail to find the image they wrote: the same quirk, the
+    # image is kept. buildah 1.43 runs a last step again instead (nothing about a cache between
+    # the step and COMMIT; a RUN there runs again): with this COPY and the fixed build time,
+    # the same layer either way.
     longer = make_context(tmp_path / "longer", APP, {"app.txt": b"cached\n"})
     build(cli, longer, "longer:v1", env=offline)
     shorter = make_context(tmp_path / "shorter", APP.rsplit("CMD", 1)[0], {"app.txt": b"cached\n"})
     output = build(cli, shorter, "shorter:v1", env=offline)
-    assert "Using cache" in output
+    step = "STEP 2/2: COPY app.txt /app.txt\n"
+    from_cache = re.escape(step) + r"--> Using cache [0-9a-f]{64}\nCOMMIT shorter:v1\n"
+    cached = re.search(from_cache, output)
+    assert cached or step + "COMMIT shorter:v1\n" in output, output
     assert local_image(cli.store, "shorter:v1").layers == local_image(cli.store, "longer:v1").layers
 
     # Stage names stay stage names; COPY --from takes a stored image too.

@@ -20,6 +20,7 @@ from testing.images import (
     tagged,
 )
 from testing.processes import StreamWatcher
+from testing.storecheck import check_valid
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +235,67 @@ def test_corrupt_index_is_reported_and_never_overwritten(
         errors = result.error_lines()
         assert len(errors) == 1 and "index.json" in errors[0], result.describe()
         assert index.read_bytes() == corrupt, f"{args[0]} rewrote a corrupt index.json"
+
+
+# -- podman habits: images --format, rmi -f, a reproducible image's time -----------------------
+
+
+def test_images_format_with_podmans_fields(prebuilt, prebuilt_copy: Cli) -> None:
+    cli = prebuilt_copy
+    hello = local_image(cli.store, "hello:v1")
+    result = cli.run("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Digest}}")
+    assert result.returncode == 0, result.describe()
+    short_id = hello.config[0].removeprefix("sha256:")[:12]
+    assert f"hello:v1 {short_id} {hello.digest}" in result.stdout.splitlines()
+
+    table = cli.run(
+        "images", "--format", "table {{.Repository}}\\t{{.Tag}}\\t{{.Size}}\\t{{.CreatedSince}}"
+    )
+    assert table.returncode == 0, table.describe()
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["REPOSITORY", "TAG", "SIZE", "CREATED"]
+    (row,) = [line for line in rows if line.startswith("hello ")]
+    # built outside a git work tree: created 1970-01-01, said as such, never "20790 days ago"
+    assert "reproducible, stored " in row
+    assert "days ago" not in table.stdout
+
+    as_json = cli.run("images", "--format", "json")
+    assert as_json.returncode == 0 and '"reference": "hello:v1"' in as_json.stdout
+
+    created_at = cli.run("images", "--format", "{{.CreatedAt}}")
+    assert "1970-01-01 00:00:00 +0000 UTC" in created_at.stdout.splitlines()
+
+    unknown = cli.run("images", "--format", "{{.Names}}")
+    assert unknown.returncode == 2, unknown.describe()
+    (line,) = unknown.error_lines()
+    assert "unknown field .Names: the fields are {{.Repository}}" in line
+
+
+def test_default_images_and_inspect_say_a_reproducible_time_is_one(prebuilt_copy: Cli) -> None:
+    cli = prebuilt_copy
+    listed = cli.run("images")
+    assert listed.returncode == 0, listed.describe()
+    assert "reproducible, stored " in listed.stdout and "days ago" not in listed.stdout
+    inspected = cli.run("inspect", "hello:v1")
+    assert inspected.returncode == 0, inspected.describe()
+    (created,) = [line for line in inspected.stdout.splitlines() if line.startswith("Created:")]
+    assert created.startswith("Created:      1970-01-01T00:00:00Z (reproducible: a fixed time")
+    assert "stored here " in created
+
+
+def test_rmi_by_id_of_an_image_with_two_tags_needs_force(prebuilt_copy: Cli) -> None:
+    cli = prebuilt_copy
+    assert cli.run("tag", "hello:v1", "other:v1").returncode == 0
+    short_id = local_image(cli.store, "hello:v1").config[0].removeprefix("sha256:")[:12]
+    refused = cli.run("rmi", short_id)
+    assert refused.returncode == 2, refused.describe()
+    (line,) = refused.error_lines()
+    assert "has 2 tags (hello:v1, other:v1)" in line and f"idpwrap rmi -f {short_id}" in line
+    assert {"hello:v1", "other:v1"} <= set(check_valid(cli.store))
+
+    forced = cli.run("rmi", "-f", short_id)
+    assert forced.returncode == 0, forced.describe()
+    assert "Untagged: hello:v1" in forced.stdout and "Untagged: other:v1" in forced.stdout
+    remaining = check_valid(cli.store)
+    assert "hello:v1" not in remaining and "other:v1" not in remaining
+    assert "three:v1" in remaining

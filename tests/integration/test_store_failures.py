@@ -9,13 +9,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from testing.cli import Cli, Result, make_cli
-from testing.paths import VENV_BIN
+from testing.otheruser import make_readable_install, usable_python
 from testing.storecheck import check_valid, leftovers, sha256_of, snapshot
 
 pytestmark = pytest.mark.integration
@@ -102,22 +102,38 @@ def shared_store(prebuilt) -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def run_as_nobody(store: Path, *args: str) -> Result:
-    home = store.parent / "nobody"
-    argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
-            str(VENV_BIN / "idpwrap"), *args]  # fmt: skip
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home),
-           "IDPWRAP_STORE": str(store), "LANG": "C.UTF-8"}  # fmt: skip
-    completed = subprocess.run(
-        argv, capture_output=True, text=True, env=env, cwd=home, timeout=120, check=False
-    )
-    return Result(argv, completed.returncode, completed.stdout, completed.stderr, 0.0)
+@pytest.fixture(scope="module")
+def as_nobody() -> Iterator[Callable[..., Result]]:
+    """Runs idpwrap as nobody from a world-readable copy: the checkout and its venv may be
+    where nobody cannot enter (/root, a 0700 directory)."""
+    install = make_readable_install()
+    try:
+        python = usable_python(NOBODY, NOBODY, install)
+        if python is None:
+            pytest.skip("no Python 3.11+ interpreter that nobody may run")
+
+        def run_as_nobody(store: Path, *args: str) -> Result:
+            home = store.parent / "nobody"
+            argv = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+                    *install.argv(python, *args)]  # fmt: skip
+            env = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home),
+                   "IDPWRAP_STORE": str(store), "LANG": "C.UTF-8",
+                   **install.environment()}  # fmt: skip
+            completed = subprocess.run(
+                argv, capture_output=True, text=True, env=env, cwd=home, timeout=120, check=False
+            )
+            return Result(argv, completed.returncode, completed.stdout, completed.stderr, 0.0)
+
+        yield run_as_nobody
+    finally:
+        shutil.rmtree(install.lib.parent, ignore_errors=True)
 
 
 @as_root
 def test_another_users_store_reads_but_is_not_written(
-    shared_store: Path, hello_archive: Path, hello_context: Path
+    shared_store: Path, hello_archive: Path, hello_context: Path, as_nobody
 ) -> None:
+    run_as_nobody = as_nobody
     before = snapshot(shared_store)
     listed = run_as_nobody(shared_store, "images", "--json")
     assert listed.returncode == 0, listed.describe()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from idpwrap.commands import images, rmi
 from idpwrap.creds.credentials import Credentials
-from idpwrap.errors import UsageError
+from idpwrap.errors import ImageNotFound, UsageError
 from idpwrap.push.request import PushRequest, choose_registry, plan_destination
 from idpwrap.push.source import PUSH_LAYOUT_NAME, write_push_layout
 from idpwrap.refs import DEFAULT_REGISTRY, LocalRef, Registry, parse_registry, parse_source
@@ -152,25 +151,30 @@ def test_remove_parses_names(store, details):
     assert store.images() == []
 
 
-@pytest.mark.parametrize(
-    ("delta", "text"),
-    [
-        (timedelta(seconds=5), "seconds ago"),
-        (timedelta(minutes=1), "1 minute ago"),
-        (timedelta(minutes=5, seconds=3), "5 minutes ago"),
-        (timedelta(hours=2), "2 hours ago"),
-        (timedelta(days=1, hours=3), "1 day ago"),
-        (timedelta(days=40), "40 days ago"),
-    ],
-)
-def test_age(delta, text):
-    now = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
-    created = (now - delta).isoformat().replace("+00:00", "Z")
-    assert images.age(created, now) == text
+def test_rmi_by_id_with_one_tag(store, details):
+    config_id = details.manifest["config"]["digest"].removeprefix("sha256:")[:12]
+    assert rmi.remove(store, [config_id])[0][0] == "myapp:v1.0.0"
+    assert store.images() == []
 
 
-def test_age_of_odd_values():
-    assert images.age("") == "unknown"
-    assert images.age("yesterday") == "yesterday"
-    now = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
-    assert images.age("2024-05-10T10:00:00", now) == "2 hours ago"  # naive means UTC
+def test_rmi_by_id_shared_by_tags_needs_force(store, details):
+    store.tag(details.image, [LocalRef("other", "v2")])
+    with pytest.raises(UsageError) as caught:
+        rmi.remove(store, [details.image.digest[7:19]])
+    message = str(caught.value)
+    assert "has 2 tags (myapp:v1.0.0, other:v2)" in message
+    assert f"idpwrap rmi -f {details.image.digest[7:19]}" in message
+    assert len(store.images()) == 2  # nothing changed
+    removed = rmi.remove(store, [details.manifest["config"]["digest"]], force=True)
+    assert sorted(tag for tag, _ in removed) == ["myapp:v1.0.0", "other:v2"]
+    assert store.images() == []
+
+
+def test_rmi_by_an_unknown_id(store, details):
+    with pytest.raises(ImageNotFound, match=r"no image in the store .* has the ID or digest"):
+        rmi.remove(store, ["0" * 12])
+
+
+def test_a_tag_named_like_an_id_is_a_tag(store, details):
+    store.tag(details.image, [LocalRef("abcdef012345", "latest")])
+    assert rmi.remove(store, ["abcdef012345"])[0][0] == "abcdef012345:latest"

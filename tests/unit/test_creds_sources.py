@@ -205,7 +205,8 @@ def test_first_file_holding_the_registry_wins(home):
     tried: list[str] = []
     found = authfiles.lookup(HOST, environ, tried=tried)
     assert found.username == "podman-user"
-    assert ".config/containers/auth.json" in tried[0] and "run/containers" in tried[0]
+    assert ".config/containers/auth.json" in tried[-1] and "run/containers" in tried[-1]
+    assert tried[0] == "DOCKER_AUTH_CONFIG (not set)"
 
 
 def test_empty_entries_and_files_are_skipped(home):
@@ -240,6 +241,111 @@ def test_missing_authfile_option_is_an_error_but_a_missing_variable_file_is_not(
     assert authfiles.lookup(HOST, environ) is None
     with pytest.raises(CredentialsError, match=r"--authfile .*nope\.json does not exist"):
         authfiles.lookup(HOST, environ, tmp_path / "nope.json")
+
+
+# -- DOCKER_AUTH_CONFIG (GitLab CI, kaniko) and DOCKER_CONFIG ------------------------------------
+
+
+def auth_config(username: str, password: str, host: str = HOST) -> str:
+    return json.dumps({"auths": {host: {"auth": basic(username, password)}}})
+
+
+def test_docker_auth_config_is_the_json_itself(home):
+    environ = {**base_environ(home), "DOCKER_AUTH_CONFIG": auth_config("ci-user", SECRET)}
+    tried: list[str] = []
+    found = authfiles.lookup(HOST, environ, tried=tried)
+    assert (found.username, found.secret) == ("ci-user", SECRET)
+    assert found.source == f"DOCKER_AUTH_CONFIG ({HOST})"
+    assert SECRET not in found.source
+
+
+def test_docker_auth_config_beats_every_file_but_the_authfile_option(home, tmp_path):
+    for path in (
+        home / "run" / "containers" / "auth.json",
+        home / ".config" / "containers" / "auth.json",
+        home / ".docker" / "config.json",
+    ):
+        write_json(path, {"auths": {HOST: {"auth": basic("file", "f")}}})
+    given = write_json(tmp_path / "given.json", {"auths": {HOST: {"auth": basic("given", "g")}}})
+    env_file = write_json(tmp_path / "env.json", {"auths": {HOST: {"auth": basic("env", "e")}}})
+    environ = {
+        **base_environ(home),
+        "REGISTRY_AUTH_FILE": str(env_file),
+        "DOCKER_AUTH_CONFIG": auth_config("variable", SECRET),
+    }
+    assert authfiles.lookup(HOST, environ).username == "variable"
+    assert authfiles.lookup(HOST, environ, given).username == "given"
+
+
+def test_docker_auth_config_for_another_host_lets_the_files_answer(home):
+    write_json(home / ".docker" / "config.json", {"auths": {HOST: {"auth": basic("file", "f")}}})
+    environ = {**base_environ(home), "DOCKER_AUTH_CONFIG": auth_config("v", "x", "other:1")}
+    tried: list[str] = []
+    assert authfiles.lookup(HOST, environ).username == "file"
+    assert authfiles.lookup("third:2", environ, tried=tried) is None
+    assert tried[0] == "DOCKER_AUTH_CONFIG (nothing for third:2)"
+
+
+def test_docker_auth_config_empty_is_unset(home):
+    environ = {**base_environ(home), "DOCKER_AUTH_CONFIG": "  "}
+    tried: list[str] = []
+    assert authfiles.lookup(HOST, environ, tried=tried) is None
+    assert tried[0] == "DOCKER_AUTH_CONFIG (not set)"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ('{"auths": {"h": {"auth": "' + SECRET, "DOCKER_AUTH_CONFIG is not valid JSON (line 1)"),
+        ("/builds/tmp/DOCKER_AUTH_CONFIG-" + SECRET, "not a path"),
+        (json.dumps([SECRET]), "DOCKER_AUTH_CONFIG is not a JSON object"),
+        (json.dumps({"auths": {HOST: {"auth": "%%" + SECRET}}}), "DOCKER_AUTH_CONFIG: the 'auth'"),
+        (json.dumps({"auths": [SECRET]}), "DOCKER_AUTH_CONFIG: 'auths' is not a JSON object"),
+    ],
+)
+def test_a_broken_docker_auth_config_is_one_error_without_its_value(home, value, words):
+    with pytest.raises(CredentialsError) as caught:
+        authfiles.lookup(HOST, {**base_environ(home), "DOCKER_AUTH_CONFIG": value})
+    assert words in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_docker_auth_config_cred_helpers_and_creds_store(home, tmp_path):
+    bin_dir = tmp_path / "bin"
+    write_helper(bin_dir, "answering", ANSWERING_HELPER)
+    helpers = json.dumps({"credHelpers": {HOST: "answering"}})
+    found = authfiles.lookup(HOST, {**base_environ(home, bin_dir), "DOCKER_AUTH_CONFIG": helpers})
+    assert (found.username, found.secret) == ("helper-user", SECRET)
+    assert found.source == (
+        "credential helper docker-credential-answering (credHelpers in DOCKER_AUTH_CONFIG)"
+    )
+    store = json.dumps({"credsStore": "answering"})
+    found = authfiles.lookup(HOST, {**base_environ(home, bin_dir), "DOCKER_AUTH_CONFIG": store})
+    assert found.source.endswith("(credsStore in DOCKER_AUTH_CONFIG)")
+
+
+def test_docker_auth_config_never_reaches_a_helper(home, tmp_path):
+    bin_dir = tmp_path / "bin"
+    write_helper(
+        bin_dir,
+        "echo",
+        """\
+        import json, os
+        print(json.dumps({"Username": str("DOCKER_AUTH_CONFIG" in os.environ), "Secret": "x"}))
+        """,
+    )
+    value = json.dumps({"credsStore": "echo"})
+    environ = {**base_environ(home, bin_dir), "DOCKER_AUTH_CONFIG": value}
+    assert authfiles.lookup(HOST, environ).username == "False"
+
+
+def test_docker_config_is_a_directory_holding_config_json(home, tmp_path):
+    directory = tmp_path / "kaniko" / ".docker"
+    path = write_json(directory / "config.json", {"auths": {HOST: {"auth": basic("k", SECRET)}}})
+    write_json(home / ".docker" / "config.json", {"auths": {HOST: {"auth": basic("home", "h")}}})
+    found = authfiles.lookup(HOST, {**base_environ(home), "DOCKER_CONFIG": str(directory)})
+    assert (found.username, found.source) == ("k", f"auth file {path} ({HOST})")
 
 
 # -- credential helpers ------------------------------------------------------------------------
@@ -461,6 +567,7 @@ def test_tried_lists_every_source_by_name(home, memory_keyring):
     text = ", ".join(tried)
     for name in ("--password-stdin", "GITEA_TOKEN", "REGISTRY_PASSWORD", f"idpwrap:{HOST}"):
         assert name in text
+    assert "DOCKER_AUTH_CONFIG (not set)" in text
     assert "auth files (none found)" in text
 
 
@@ -552,7 +659,9 @@ def test_anonymous_refusal_lists_the_sources_tried():
     error = classify_failure(
         stderr, 1, REGISTRY, "", tried=["the keyring (idpwrap:h)", "auth files (x)"]
     )
-    assert str(error).endswith("tried the keyring (idpwrap:h), auth files (x)")
+    message = str(error)
+    assert message.startswith("no credentials were found for ")
+    assert "(tried the keyring (idpwrap:h), auth files (x))" in message
 
 
 def test_credentials_repr_and_equality_keep_the_identity_flag():
