@@ -36,6 +36,8 @@ NO_SIGNATURES = 10
 NO_SUCH_IMAGE = 11
 NO_MATCHING_SIGNATURE = 12
 DIGEST_CLAIM = "invalid or missing digest in claim"
+# cosign 3 (Debian sid's 3.1) exits 1, not 12, for a signature by another key, in these words.
+OTHER_KEY_WORDS = ("no matching signatures", "no matching attestations", "do not match threshold")
 
 
 def verify(
@@ -93,7 +95,7 @@ def _failure(
         claim = ":".join(signed[-2:]).strip() if len(signed) >= 2 else "another digest"
         return NotVerified(f"the signature of {reference} does not match its digest: it signs"
                            f" {claim}")  # fmt: skip
-    if code == NO_MATCHING_SIGNATURE:
+    if code == NO_MATCHING_SIGNATURE or any(words in lowered for words in OTHER_KEY_WORDS):
         return NotVerified(f"{reference} is not signed by {key}: {reason}")
     if "x509" in lowered or "certificate" in lowered:
         return TlsNotTrusted(f"TLS: {registry.host} is not trusted ({reason}): pass"

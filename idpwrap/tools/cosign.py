@@ -8,6 +8,8 @@ its environment, never in an argv.
 
 from __future__ import annotations
 
+import functools
+
 from idpwrap.tools import procs
 
 TYPE_CHECKING = False
@@ -30,9 +32,21 @@ def registry_flags(registry: Registry, trust: TlsTrust, work: str) -> list[str]:
     return ["--registry-cacert", bundle] if bundle else []
 
 
+@functools.cache
+def offline_flags() -> tuple[str, ...]:
+    """The flags that keep a signature out of any public transparency log. cosign 3 reads a
+    signing config from sigstore's TUF repository by default and refuses --tlog-upload=false
+    beside it ("not supported with --signing-config or --use-signing-config"); cosign 2 has no
+    such setting (Debian 13's 2.5 lists none). Asked once per run, of the help text."""
+    completed = procs.run([PROGRAM, "sign", "--help"], timeout=30, what="cosign sign --help")
+    if "--use-signing-config" in completed.stdout + completed.stderr:
+        return ("--use-signing-config=false", "--tlog-upload=false")
+    return ("--tlog-upload=false",)
+
+
 def sign_argv(key: str, reference: str, flags: list[str]) -> list[str]:
     """Sign ``HOST/REPO@DIGEST``; nothing goes to a public transparency log."""
-    return [PROGRAM, "sign", "--key", key, "--tlog-upload=false", "--yes", *flags, reference]
+    return [PROGRAM, "sign", "--key", key, *offline_flags(), "--yes", *flags, reference]
 
 
 def verify_argv(key: str, reference: str, flags: list[str]) -> list[str]:
@@ -46,7 +60,7 @@ def attest_argv(key: str, predicate: str, reference: str, flags: list[str]) -> l
     an in-toto attestation signed by ``key``, stored as ``sha256-<digest>.att``; one per
     type (``--replace``), nothing in a public transparency log."""
     return [PROGRAM, "attest", "--key", key, "--type", ATTESTATION_TYPE, "--predicate", predicate,
-            "--replace=true", "--tlog-upload=false", "--yes", *flags, reference]  # fmt: skip
+            "--replace=true", *offline_flags(), "--yes", *flags, reference]  # fmt: skip
 
 
 def verify_attestation_argv(key: str, reference: str, flags: list[str]) -> list[str]:

@@ -331,7 +331,9 @@ def test_the_first_source_wins(
         env, args, stdin = put_loser(world, gitea, tmp_path, wrong())
     more_env, more_args, more_stdin = put_winner(world, gitea, tmp_path, gitea.password)
     env, args, stdin = {**env, **more_env}, args + more_args, more_stdin or stdin
-    repository = f"order-{winner}"
+    # One repository per row: two rows with one winner pushing the same image to one tag would
+    # meet the up-to-date check in the second and start no skopeo.
+    repository = "-".join(["order", winner] + ([] if loser == "-" else ["over", loser]))
     result = push(world, gitea, repository, *args, env=env, stdin=stdin)
     assert_pushed(result, gitea.password, gitea.host, repository, prebuilt.hello.digest)
     assert expected in source_line(result)
