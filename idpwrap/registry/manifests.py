@@ -13,14 +13,18 @@ tell), so that a push can fall back to doing what it did before the lookup exist
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
+from collections.abc import Mapping
 
 from idpwrap import log
-from idpwrap.errors import IdpwrapError
+from idpwrap.errors import IdpwrapError, TlsNotTrusted
 from idpwrap.registry import api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import http.client
+    import ssl
+
     from idpwrap.creds.credentials import Credentials
     from idpwrap.refs import Registry
     from idpwrap.tls import TlsTrust
@@ -38,13 +42,15 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 FOUND, MISSING, FAILED = "found", "missing", "failed"
 
 
-class Lookup(NamedTuple):
+class Lookup(namedtuple("Lookup", "state digest reason", defaults=("", ""))):
     """``found`` with the digest, ``missing`` (the registry has no such tag), or ``failed``
-    with the reason (a refusal, a timeout, an answer that is not a registry's)."""
+    with the reason (a refusal, a timeout, an answer that is not a registry's). A namedtuple
+    rather than ``typing.NamedTuple``: ``typing`` is not otherwise imported by a push."""
 
+    __slots__ = ()
     state: str
-    digest: str = ""
-    reason: str = ""
+    digest: str
+    reason: str
 
 
 def digest_of(status: int, headers: object) -> Lookup:
@@ -68,6 +74,91 @@ def _is_hex(text: str) -> bool:
     return all(character in "0123456789abcdef" for character in text)
 
 
+class KeptClient(api.Client):
+    """``api.Client.get`` over kept-alive connections (``http.client``), one per scheme and
+    host: the lookup before a copy, its token and the read-back after it share one TLS
+    handshake, and a push imports neither ``urllib.request`` nor its handlers (about 10 ms).
+    A redirect is followed by ``api.Client`` (urllib), which never carries the credentials to
+    another host."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        context: ssl.SSLContext | None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.registry = registry
+        self.timeout = timeout
+        self.context = context
+        self.connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
+        self.redirects: api.Client | None = None
+
+    def get(
+        self,
+        url: str,
+        authorization: str | None = None,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+    ) -> api._Response:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sent = {"User-Agent": "idpwrap", **(headers or {})}
+        if authorization:
+            sent["Authorization"] = authorization
+        log.debug("%s %s%s", method, url, " (with credentials)" if authorization else "")
+        key = (parts.scheme, parts.netloc)
+        for attempt in (1, 2):
+            connection = self.connections.get(key)
+            reused = connection is not None
+            if connection is None:
+                connection = self._connect(parts.scheme, parts.netloc)
+                self.connections[key] = connection
+            try:
+                connection.request(method, target, headers=sent)
+                response = connection.getresponse()
+                body = response.read(1 << 20)
+                if response.read(1):  # a longer body than any answer we read: not kept
+                    self._drop(key)
+            except (http.client.HTTPException, OSError, ValueError) as error:
+                self._drop(key)
+                # A kept connection the server closed while it was idle (during the copy)
+                # fails on its next request: that one request is sent once more, fresh.
+                stale = isinstance(error, (ConnectionError, http.client.RemoteDisconnected))
+                if attempt == 1 and reused and stale:
+                    continue
+                raise self._explain(url, error) from None
+            if response.will_close:
+                self._drop(key)
+            if 300 <= response.status < 400 and response.getheader("Location"):
+                if self.redirects is None:
+                    self.redirects = api.Client(self.registry, self.context, self.timeout)
+                return self.redirects.get(url, authorization, method=method, headers=headers)
+            return api._Response(response.status, response.msg, body)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        import http.client
+
+        if scheme == "https":
+            return http.client.HTTPSConnection(netloc, timeout=self.timeout, context=self.context)
+        if scheme == "http":
+            return http.client.HTTPConnection(netloc, timeout=self.timeout)
+        raise ValueError(f"unsupported URL scheme {scheme!r}")
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        connection = self.connections.pop(key, None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        for key in list(self.connections):
+            self._drop(key)
+
+
 class TagReader:
     """Asks one registry repository which digest its tags serve, keeping the authorization."""
 
@@ -84,7 +175,7 @@ class TagReader:
         self.credentials = credentials
         self.trust = trust
         self.timeout = timeout
-        self.client: api.Client | None = None
+        self.client: KeptClient | None = None
         self.authorization: str | None = None
 
     def digest(self, tag: str) -> Lookup:
@@ -98,14 +189,32 @@ class TagReader:
 
     def _digest(self, tag: str) -> Lookup:
         if self.client is None:
-            self.client = api.client_for(self.registry, self.trust, self.timeout)
-        answer = self._head(tag)
+            self.client = KeptClient(self.registry, self._context(lazy_roots=True), self.timeout)
+            try:
+                answer = self._head(tag)
+            except TlsNotTrusted:
+                # The lazily read system CAs may lack one the whole bundle has: the full
+                # context decides, as it always did.
+                self.client.close()
+                self.client = KeptClient(self.registry, self._context(False), self.timeout)
+                answer = self._head(tag)
+        else:
+            answer = self._head(tag)
         if answer.status == 401:
             self.authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""))
             if self.authorization is None:
                 return Lookup(FAILED, reason="HTTP 401 and no way to authenticate")
             answer = self._head(tag)
         return digest_of(answer.status, answer.headers)
+
+    def _context(self, lazy_roots: bool) -> ssl.SSLContext | None:
+        if self.registry.plain_http:
+            return None
+        return self.trust.context(self.registry.host, lazy_roots=lazy_roots)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
 
     def _head(self, tag: str) -> api._Response:
         assert self.client is not None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
+
 import pytest
 
 from idpwrap.creds.credentials import Credentials
@@ -143,3 +147,61 @@ def test_the_moved_tag_error_names_both_digests() -> None:
     assert f"127.0.0.1:5000/team/app:v1 now serves {OTHER}, not this push's {DIGEST}" in text
     assert f"pullable as 127.0.0.1:5000/team/app@{DIGEST}" in text
     assert "(and 2 more tags)" in text
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """Answers every HEAD of a manifest with DIGEST over HTTP/1.1, counting connections."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list[int] = []  # noqa: RUF012 (the server's, shared by its handlers)
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", DIGEST)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_registry():
+    _Registry.connections = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_lookup_and_the_read_back_share_one_connection(plain_registry) -> None:
+    host = f"127.0.0.1:{plain_registry.server_address[1]}"
+    tag_reader = manifests.TagReader(
+        Registry(host, plain_http=True), "team/app", None, TlsTrust(), timeout=5
+    )
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert len(_Registry.connections) == 1
+    tag_reader.close()
+
+
+def test_a_kept_connection_the_registry_closed_is_opened_again(plain_registry) -> None:
+    host = f"127.0.0.1:{plain_registry.server_address[1]}"
+    tag_reader = manifests.TagReader(
+        Registry(host, plain_http=True), "team/app", None, TlsTrust(), timeout=5
+    )
+    assert tag_reader.digest("v1").state == manifests.FOUND
+    assert tag_reader.client is not None
+    for connection in tag_reader.client.connections.values():
+        connection.sock.shutdown(socket.SHUT_RDWR)  # as a registry's idle timeout leaves it
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert len(_Registry.connections) == 2
+    tag_reader.close()
