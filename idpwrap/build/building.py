@@ -149,6 +149,9 @@ def _run(
     rootless.check_ready()
     storage = rootless.default_storage()
     rootless.prepare(storage)
+    # Known from the file beside the storage: the layer cache's flags, the --ulimit decision
+    # and the provenance start no `buildah --version` of their own.
+    buildah.know_version(remembered_version(storage)("buildah"))
     log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
     log.phase("build: store and buildah's storage ready")
     targets = request.platforms or (request.platform,)

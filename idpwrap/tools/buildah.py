@@ -220,23 +220,39 @@ LOCAL_HIT = "--> Using cache"
 ARG_MISSES_BEFORE = (1, 29)
 REPEATED_CACHE_SINCE = (1, 29)
 
-_VERSION: list[tuple[int, int] | None] = []
+_VERSION_TEXT: list[str] = []
 
 
-def version() -> tuple[int, int] | None:
-    """buildah's major.minor (asked once per process), None when it does not say."""
-    if not _VERSION:
-        import re
+def know_version(text: str) -> None:
+    """``buildah --version``'s answer, already known (a build keeps it beside its storage,
+    limits.remembered_version): ``version()`` and ``version_text()`` then start no buildah,
+    which costs 50 to 120 ms here, once for the layer cache's flags and once more for the
+    provenance."""
+    if text.strip() and not _VERSION_TEXT:
+        _VERSION_TEXT.append(text.strip())
 
+
+def version_text() -> str:
+    """``buildah --version``'s answer (asked once per process unless known), "" without one."""
+    if not _VERSION_TEXT:
         from idpwrap.errors import ToolNotRun
 
         try:
-            text = procs.run(["buildah", "--version"], timeout=20).stdout
+            text = procs.run(
+                ["buildah", "--version"], env=procs.child_environment(), timeout=20
+            ).stdout
         except ToolNotRun:
             text = ""
-        match = re.search(r"version (\d+)\.(\d+)", text)
-        _VERSION.append((int(match.group(1)), int(match.group(2))) if match else None)
-    return _VERSION[0]
+        _VERSION_TEXT.append(text.strip())
+    return _VERSION_TEXT[0]
+
+
+def version() -> tuple[int, int] | None:
+    """buildah's major.minor, None when it does not say."""
+    import re
+
+    match = re.search(r"version (\d+)\.(\d+)", version_text())
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 # buildah 1.28 fails with this after it has written the image to an oci: destination, when the
