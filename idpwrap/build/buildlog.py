@@ -33,7 +33,8 @@ MISSING_SOURCE_RE = re.compile(
     r'|no items matching glob "([^"]+)" copied'
 )
 INTERNAL_BASE_RE = re.compile(r"(?:oci|dir):(idpwrap-base-[0-9a-f]+)(?::image)?")
-COMMIT_RE = re.compile(r"^COMMIT (?:oci:\S*|localhost/idpwrap-build-\S*)$")
+# An oci: destination's name, or none: a build into buildah's storage is unnamed there.
+COMMIT_RE = re.compile(r"^COMMIT(?: oci:\S*)?$")
 TAGGED_RE = re.compile(r"^Successfully tagged localhost/idpwrap-build-\S*$")
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 BARE_ARROW = "--> "

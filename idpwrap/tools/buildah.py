@@ -152,7 +152,11 @@ def find_containerfile(context: Path, file_option: str | None) -> Path:
     raise ContextError.missing_containerfile(str(context))
 
 
-def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
+def bud_argv(
+    options: BuildOptions, oci_destination: str | None, iidfile: str | None = None
+) -> list[str]:
+    """``buildah bud`` into ``oci_destination``, or into buildah's storage without a name (the
+    image's ID written to ``iidfile``; copy_to_layout then takes it into the layout)."""
     argv = ["buildah", *(options.storage.argv() if options.storage else []), "bud"]
     argv += [
         "--isolation",
@@ -187,7 +191,11 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
         argv += ["--build-arg", build_arg]
     argv += options.ulimits
     argv += registry_arguments(options)
-    return [*argv, "-t", oci_destination, str(options.context)]
+    if oci_destination is not None:
+        argv += ["-t", oci_destination]
+    if iidfile is not None:
+        argv += ["--iidfile", iidfile]
+    return [*argv, str(options.context)]
 
 
 def registry_arguments(options: BuildOptions) -> list[str]:
@@ -300,32 +308,22 @@ def build(
         raise BuildFailed.with_output(finished.exit_code, list(recent))
 
 
-# A docker-format build goes into buildah's storage under this name and is then copied into the
-# layout: buildah 1.28 converts to OCI (dropping HEALTHCHECK & co.) whatever it writes to oci:.
-DOCKER_BUILD_PREFIX = "localhost/idpwrap-build-"
-
-
-def copy_to_layout_argvs(
-    storage: Storage | None, name: str, destination: str, manifest_format: str = "v2s2"
-) -> list[list[str]]:
-    """An image from buildah's storage into ``destination`` (Docker v2 schema 2, or oci) with
-    compressed layers, then its name removed (its layers stay as the build cache)."""
+def copy_to_layout_argv(
+    storage: Storage | None, image_id: str, destination: str, manifest_format: str = "v2s2"
+) -> list[str]:
+    """An unnamed image of buildah's storage into ``destination`` (Docker v2 schema 2, or oci)
+    with compressed layers; the image stays there as the last step's cached image. A docker-
+    format build goes this way because buildah 1.28 converts to OCI (dropping HEALTHCHECK &
+    co.) whatever it writes to oci:, a --cache-to build because of the cache push's failure."""
     base = ["buildah", *(storage.argv() if storage else [])]
-    return [
-        [*base, "push", "--format", manifest_format, "--disable-compression=false", "--quiet",
-         name, destination],
-        [*base, "rmi", name],
-    ]  # fmt: skip
+    return [*base, "push", "--format", manifest_format, "--disable-compression=false", "--quiet",
+            image_id, destination]  # fmt: skip
 
 
 def copy_to_layout(
-    storage: Storage | None, name: str, destination: str, manifest_format: str = "v2s2"
+    storage: Storage | None, image_id: str, destination: str, manifest_format: str = "v2s2"
 ) -> None:
-    push, remove = copy_to_layout_argvs(storage, name, destination, manifest_format)
-    try:
-        _run_or_fail(push)
-    finally:
-        _run_or_fail(remove, quiet=True)
+    _run_or_fail(copy_to_layout_argv(storage, image_id, destination, manifest_format))
 
 
 def _run_or_fail(argv: list[str], quiet: bool = False) -> None:
