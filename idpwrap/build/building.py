@@ -11,7 +11,6 @@ platforms.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections import namedtuple
 from collections.abc import Callable
@@ -277,7 +276,7 @@ def build_one(
                         f"the layer cache {options.cache_to[0]} was not written"
                         f" ({reason.rsplit(': ', 1)[-1].strip()}): building without --cache-to"
                     )
-                    options = dataclasses.replace(options, cache_to=())
+                    options = options._replace(cache_to=())
                     if place.layers is not None:
                         place.layers.write_failed = True
                     steps = cachesteps.StepSources(shown)

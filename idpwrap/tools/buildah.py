@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from idpwrap.errors import BuildFailed, ContextError, UsageError
@@ -30,32 +29,45 @@ DEFAULT_PULL = "missing"
 SECRET_TYPES = ("file",)
 
 
-@dataclass(frozen=True)
-class BuildOptions:
+_OPTION_FIELDS = (
+    "context containerfile build_args layers target labels no_cache pull secrets platform storage"
+    " ulimits timestamp annotations format cache_from cache_to cache_ttl authfile_fd tls_verify"
+    " cert_dir"
+)
+_OPTION_DEFAULTS = ((), True, None, (), False, DEFAULT_PULL, (), None, None, (), None, (),
+                    "oci", (), (), None, None, True, None)  # fmt: skip
+
+
+class BuildOptions(namedtuple("BuildOptions", _OPTION_FIELDS, defaults=_OPTION_DEFAULTS)):
+    """Every option of one ``buildah bud``; immutable (``_replace`` makes a changed copy). A
+    namedtuple rather than a dataclass: ``dataclasses`` (with ``inspect``, ``ast`` and
+    ``dis``) cost about 8 ms of every build's start here."""
+
+    __slots__ = ()
     context: Path
     containerfile: Path
-    build_args: Sequence[str] = field(default_factory=tuple)
-    layers: bool = True
-    target: str | None = None
-    labels: Sequence[str] = field(default_factory=tuple)
-    no_cache: bool = False
-    pull: str = DEFAULT_PULL
-    secrets: Sequence[tuple[str, Path]] = field(default_factory=tuple)  # (id, file)
-    platform: str | None = None
-    storage: Storage | None = None
+    build_args: Sequence[str]
+    layers: bool
+    target: str | None
+    labels: Sequence[str]
+    no_cache: bool
+    pull: str
+    secrets: Sequence[tuple[str, Path]]  # (id, file)
+    platform: str | None
+    storage: Storage | None
     # --ulimit TYPE=SOFT:HARD for RUN steps (limits.ulimit_arguments); () leaves buildah's.
-    ulimits: Sequence[str] = field(default_factory=tuple)
-    timestamp: int | None = None  # seconds since the epoch; None: buildah's clock
-    annotations: Sequence[str] = field(default_factory=tuple)  # KEY=VALUE on the manifest
-    format: str = "oci"
+    ulimits: Sequence[str]
+    timestamp: int | None  # seconds since the epoch; None: buildah's clock
+    annotations: Sequence[str]  # KEY=VALUE on the manifest
+    format: str
     # The layer cache in a registry (buildah's --cache-from/--cache-to, HOST/PATH each) and how
     # to reach it: an auth file as /dev/fd/N, TLS verification, a directory of CA files.
-    cache_from: Sequence[str] = field(default_factory=tuple)
-    cache_to: Sequence[str] = field(default_factory=tuple)
-    cache_ttl: str | None = None
-    authfile_fd: int | None = None
-    tls_verify: bool = True
-    cert_dir: str | None = None
+    cache_from: Sequence[str]
+    cache_to: Sequence[str]
+    cache_ttl: str | None
+    authfile_fd: int | None
+    tls_verify: bool
+    cert_dir: str | None
 
 
 def isolation() -> str:
