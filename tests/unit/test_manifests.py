@@ -200,8 +200,53 @@ def test_a_kept_connection_the_registry_closed_is_opened_again(plain_registry) -
     )
     assert tag_reader.digest("v1").state == manifests.FOUND
     assert tag_reader.client is not None
-    for connection in tag_reader.client.connections.values():
-        connection.sock.shutdown(socket.SHUT_RDWR)  # as a registry's idle timeout leaves it
+    for connection, _ in tag_reader.client.connections.values():
+        connection.shutdown(socket.SHUT_RDWR)  # as a registry's idle timeout leaves it
     assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
     assert len(_Registry.connections) == 2
     tag_reader.close()
+
+
+class _Token(http.server.BaseHTTPRequestHandler):
+    """A token service answering in chunks, as a Go server does without a Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("WWW-Authenticate", 'Bearer realm="a"')
+        self.send_header("WWW-Authenticate", 'Basic realm="b"')
+        self.end_headers()
+        for part in (b'{"tok', b'en": "T0KEN"}'):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_chunked_answer_and_repeated_headers_are_read_whole() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Token)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = manifests.KeptClient(Registry(host, plain_http=True), None, 5)
+        for _ in range(2):  # the second on the same connection: the first was read to its end
+            answer = client.get(f"http://{host}/token?scope=x")
+            assert answer.status == 200 and answer.body == b'{"token": "T0KEN"}'
+            assert answer.headers.get("www-authenticate") == 'Bearer realm="a", Basic realm="b"'
+        assert len(client.connections) == 1
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("netloc", "expected"),
+    [("r.example", ("r.example", 443)), ("r.example:5000", ("r.example", 5000)),
+     ("[::1]:8443", ("::1", 8443)), ("[::1]", ("::1", 443))],
+)  # fmt: skip
+def test_host_and_port(netloc, expected) -> None:
+    assert manifests._host_and_port(netloc, 443) == expected
