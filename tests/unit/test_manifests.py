@@ -250,3 +250,30 @@ def test_a_chunked_answer_and_repeated_headers_are_read_whole() -> None:
 )  # fmt: skip
 def test_host_and_port(netloc, expected) -> None:
     assert manifests._host_and_port(netloc, 443) == expected
+
+
+def test_a_handshake_the_lazily_read_cas_fail_is_tried_with_the_whole_bundle(monkeypatch):
+    from idpwrap.errors import TlsNotTrusted
+
+    made: list[str] = []
+
+    class Client:
+        def __init__(self, registry, context, timeout) -> None:
+            self.context = context
+            made.append(context)
+
+        def get(self, url, authorization=None, *, method="GET", headers=None):
+            if self.context == "lazy":
+                raise TlsNotTrusted("the TLS certificate of registry.example is not trusted")
+            return api._Response(200, {"Docker-Content-Digest": DIGEST}, b"")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(manifests, "KeptClient", Client)
+    monkeypatch.setattr(
+        TlsTrust, "context", lambda self, host, lazy_roots=False: "lazy" if lazy_roots else "all"
+    )
+    tag_reader = manifests.TagReader(Registry("registry.example"), "team/app", None, TlsTrust())
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert made == ["lazy", "all"]
