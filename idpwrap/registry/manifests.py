@@ -294,15 +294,17 @@ class TagReader:
         if self.client is None:
             self.client = KeptClient(self.registry, self._context(lazy_roots=True), self.timeout)
             try:
-                answer = self._head(tag)
+                return self._ask(tag)
             except TlsNotTrusted:
-                # The lazily read system CAs may lack one the whole bundle has: the full
-                # context decides, as it always did.
+                # The lazily read system CAs may lack one the whole bundle has (the registry's
+                # or its token service's): the full context decides, as it always did.
                 self.client.close()
+                self.authorization = None
                 self.client = KeptClient(self.registry, self._context(False), self.timeout)
-                answer = self._head(tag)
-        else:
-            answer = self._head(tag)
+        return self._ask(tag)
+
+    def _ask(self, tag: str) -> Lookup:
+        answer = self._head(tag)
         if answer.status == 401:
             self.authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""))
             if self.authorization is None:
