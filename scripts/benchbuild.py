@@ -12,6 +12,10 @@ from benchlib import IDPWRAP, MIB, VENV_BIN, Bench, Figure, alternate, random_co
 
 from idpwrap.tools import limits
 
+# What idpwrap gives buildah besides the options above, for a context outside git: its build
+# time (reproducible by default: 0) and the pull mode of a FROM (buildah 1.28's "false").
+SAME_AS_IDPWRAP = ["--pull=false", "--timestamp", "0"]
+
 
 def build_overhead(bench: Bench) -> Figure:
     """Cold builds: a new random file in the context every run, so no layer is cached."""
@@ -47,7 +51,8 @@ def build_overhead(bench: Bench) -> Figure:
         layout = bench.work / f"raw-layout-{counter[0]}"
         return timed(
             ["buildah", *raw_storage, "bud", "--isolation", "chroot", "--disable-compression=false",
-             "--force-rm", "--layers", "-q", *ulimits, "-t", f"oci:{layout}:cold", str(context)]
+             "--force-rm", "--layers", "-q", *SAME_AS_IDPWRAP, *ulimits, "-t",
+             f"oci:{layout}:cold", str(context)]
         )  # fmt: skip
 
     mine, raw = alternate(bench.runs, ours, theirs)
@@ -187,7 +192,8 @@ def large_context_rebuilds(bench: Bench) -> list[Figure]:
         layout = bench.work / f"raw-large-layout-{run}"
         return timed(
             ["buildah", *raw_storage, "bud", "--isolation", "chroot", "--disable-compression=false",
-             "--force-rm", "--layers", "-q", *ulimits, "-t", f"oci:{layout}:large", str(context)]
+             "--force-rm", "--layers", "-q", *SAME_AS_IDPWRAP, *ulimits, "-t",
+             f"oci:{layout}:large", str(context)]
         )  # fmt: skip
 
     for run in range(runs):

@@ -46,6 +46,9 @@ HEADER = [
     " of the same invocation, each push to fresh registry storage unless it says otherwise.",
 ]
 SECTION = re.compile(r"<!-- toolchain: (.+?) -->\n.*?<!-- end of toolchain -->\n", re.S)
+# What the figures mean and where the time goes: written by hand below the sections and kept
+# as it is by every run.
+EXPLANATION = re.compile(r"<!-- explanation -->\n.*", re.S)
 
 
 def write_report(figures: list[Any], facts: dict[str, str], runs: int, seconds: float) -> None:
@@ -86,4 +89,7 @@ def write_report(figures: list[Any], facts: dict[str, str], runs: int, seconds: 
     sections = {match.group(1): match.group(0) for match in SECTION.finditer(old)}
     sections[name] = "\n".join(lines)
     body = "\n".join(sections[key] for key in sorted(sections))
+    explanation = EXPLANATION.search(old)
+    if explanation:
+        body += "\n" + explanation.group(0)
     report.write_text("\n".join(HEADER) + "\n\n" + body)

@@ -11,7 +11,6 @@ platforms.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from collections import namedtuple
 from collections.abc import Callable
@@ -149,6 +148,9 @@ def _run(
     rootless.check_ready()
     storage = rootless.default_storage()
     rootless.prepare(storage)
+    # Known from the file beside the storage: the layer cache's flags, the --ulimit decision
+    # and the provenance start no `buildah --version` of their own.
+    buildah.know_version(remembered_version(storage)("buildah"))
     log.info("buildah storage: %s, driver %s: %s", storage.root, storage.driver, storage.reason)
     log.phase("build: store and buildah's storage ready")
     targets = request.platforms or (request.platform,)
@@ -252,15 +254,17 @@ def build_one(
         )
         destination = layout_reference(layout, place.scratch)
         # Into buildah's storage first when the format asks for it, and with --cache-to: 1.28
-        # fails to push the last step's cache from an oci: destination ("repository name
-        # must have at least one component").
-        by_name = request.format == "docker" or bool(options.cache_to)
-        name = buildah.DOCKER_BUILD_PREFIX + os.urandom(8).hex()
+        # and 1.39 fail to push the last step's cache from an oci: destination ("repository
+        # name must have at least one component"). Unnamed there (its ID in a file), so that
+        # nothing is left to remove afterwards: it stays as the last step's cached image.
+        in_storage = request.format == "docker" or bool(options.cache_to)
+        iidfile = str(work / "image-id")
         log.phase("build: bases prepared, buildah's command line ready")
         try:
             with layercache.holding(place.storage, when.seconds, buildah.clear_cache):
                 try:
-                    _bud(options, name if by_name else destination, steps, work, layout)
+                    _bud(options, None if in_storage else destination, steps, work, layout,
+                         iidfile)  # fmt: skip
                 except BuildFailed as failed:
                     if not (options.cache_to and steps.push_failed):
                         raise
@@ -272,11 +276,11 @@ def build_one(
                         f"the layer cache {options.cache_to[0]} was not written"
                         f" ({reason.rsplit(': ', 1)[-1].strip()}): building without --cache-to"
                     )
-                    options = dataclasses.replace(options, cache_to=())
+                    options = options._replace(cache_to=())
                     if place.layers is not None:
                         place.layers.write_failed = True
                     steps = cachesteps.StepSources(shown)
-                    _bud(options, name, steps, work, layout)
+                    _bud(options, None, steps, work, layout, iidfile)
         except BuildFailed as failed:
             written = places(store, place)
             full = diskfull.from_output("\n".join(failed.output), written, KEPT)
@@ -289,20 +293,25 @@ def build_one(
             if isinstance(shown, buildlog.OutputFilter):
                 shown.flush()
             steps.report()
-        if by_name:
+        if in_storage:
             manifest_format = "v2s2" if request.format == "docker" else "oci"
-            buildah.copy_to_layout(place.storage, name, destination, manifest_format)
+            with open(iidfile, encoding="utf-8") as written:
+                image_id = written.read().strip()
+            buildah.copy_to_layout(place.storage, image_id, destination, manifest_format)
     return bases
 
 
 def _bud(
     options: buildah.BuildOptions,
-    destination: str,
+    destination: str | None,
     steps: cachesteps.StepSources,
     work: Path,
     layout: Path,
+    iidfile: str,
 ) -> None:
-    argv = buildah.bud_argv(options, destination)
+    """buildah bud into the oci: ``destination``, or (None) unnamed into its storage with the
+    image's ID written to ``iidfile``."""
+    argv = buildah.bud_argv(options, destination, None if destination else iidfile)
     log.debug("running %s", " ".join(argv))
     fds = (options.authfile_fd,) if options.authfile_fd is not None else ()
     if fds:

@@ -13,7 +13,6 @@ The texts were taken from buildah 1.28 (Debian 12) and 1.39 (Debian 13); tests/d
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections import namedtuple
@@ -33,7 +32,8 @@ MISSING_SOURCE_RE = re.compile(
     r'|no items matching glob "([^"]+)" copied'
 )
 INTERNAL_BASE_RE = re.compile(r"(?:oci|dir):(idpwrap-base-[0-9a-f]+)(?::image)?")
-COMMIT_RE = re.compile(r"^COMMIT (?:oci:\S*|localhost/idpwrap-build-\S*)$")
+# An oci: destination's name, or none: a build into buildah's storage is unnamed there.
+COMMIT_RE = re.compile(r"^COMMIT(?: oci:\S*)?$")
 TAGGED_RE = re.compile(r"^Successfully tagged localhost/idpwrap-build-\S*$")
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 BARE_ARROW = "--> "
@@ -114,6 +114,8 @@ def reason(step_text: str, error: str, names: Mapping[str, str]) -> str:
     keyword = step_text.split(None, 1)[0].upper() if step_text.strip() else ""
     unknown = UNKNOWN_INSTRUCTION_RE.search(error)
     if unknown:
+        import difflib  # a failure's path only: every build would pay for its import
+
         word = unknown.group(1).upper()
         close = difflib.get_close_matches(word, INSTRUCTIONS, n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]}?)" if close else ""

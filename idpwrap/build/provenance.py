@@ -96,11 +96,10 @@ def inside(path: Path, directory: Path) -> bool:
 
 
 def buildah_version() -> str:
-    try:
-        done = procs.run(["buildah", "--version"], env=procs.child_environment(), timeout=30)
-    except ToolNotRun:
-        return "unknown"
-    words = done.stdout.split()
+    """The build's buildah version, as the build already knows it (tools/buildah.py)."""
+    from idpwrap.tools import buildah
+
+    words = buildah.version_text().split()
     return words[2] if len(words) > 2 and words[1] == "version" else "unknown"
 
 

@@ -81,7 +81,9 @@ def run(
 
         tag_state = TagState(request, destination, credentials, lowered_tag)
         size = sum(b[1] for b in blobs)
-        if _check_first(request) and tag_state.up_to_date(image.digest):
+        checked = _check_first(request) and tag_state.up_to_date(image.digest)
+        log.phase("push: registry asked what the tag serves")
+        if checked:
             result = _already_there(request, tag_state, image.digest, size, make_view, notice)
             if request.signer is not None:
                 repository = f"{registry.host}/{destination.repository}"

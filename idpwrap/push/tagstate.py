@@ -56,6 +56,7 @@ class TagState:
         it; ``pushed`` itself when it still serves it or when the registry cannot tell; "" when
         the registry says it has no such tag."""
         found = self.reader.digest(self.tag)
+        self.reader.close()  # the last question of this push
         if found.state == manifests.FOUND:
             return found.digest
         if found.state == manifests.MISSING:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections import namedtuple
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from idpwrap import log
 from idpwrap.errors import (
@@ -86,6 +84,8 @@ class Client:
         context: ssl.SSLContext | None,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
+        import urllib.request  # here: a push's tag lookup uses only manifests.KeptClient
+
         self.registry = registry
         self.timeout = timeout
         self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
@@ -98,6 +98,9 @@ class Client:
         method: str = "GET",
         headers: Mapping[str, str] | None = None,
     ) -> _Response:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             url, method=method, headers={"User-Agent": "idpwrap", **(headers or {})}
         )
@@ -145,9 +148,11 @@ def basic_authorization(username: str, secret: str) -> str:
     return f"Basic {pair}"
 
 
-class Verified(NamedTuple):
-    """How the registry took the credentials, its challenge, and the token it issued."""
+class Verified(namedtuple("Verified", "how challenge token client")):
+    """How the registry took the credentials, its challenge, and the token it issued. (Not
+    ``typing.NamedTuple``: this module is on a push's path, which does not import ``typing``.)"""
 
+    __slots__ = ()
     how: str  # "basic", "bearer" or "none"
     challenge: Challenge | None
     token: str

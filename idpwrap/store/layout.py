@@ -190,6 +190,23 @@ def write_atomically(path: Path, data: bytes) -> None:
     sync_directory(path.parent)
 
 
+def write_replacing(path: Path, data: bytes) -> None:
+    """Replace ``path`` by temp file + rename, without fsync: for files whose loss in a power
+    failure costs work and never gives a wrong answer (the build records: a record that
+    cannot be read means build again). The rename alone keeps them whole when a process is
+    killed; what must survive the machine (index.json) uses write_atomically."""
+    temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}")
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
 def sync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

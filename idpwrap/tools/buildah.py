@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import deque, namedtuple
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from idpwrap.errors import BuildFailed, ContextError, UsageError
@@ -30,32 +29,45 @@ DEFAULT_PULL = "missing"
 SECRET_TYPES = ("file",)
 
 
-@dataclass(frozen=True)
-class BuildOptions:
+_OPTION_FIELDS = (
+    "context containerfile build_args layers target labels no_cache pull secrets platform storage"
+    " ulimits timestamp annotations format cache_from cache_to cache_ttl authfile_fd tls_verify"
+    " cert_dir"
+)
+_OPTION_DEFAULTS = ((), True, None, (), False, DEFAULT_PULL, (), None, None, (), None, (),
+                    "oci", (), (), None, None, True, None)  # fmt: skip
+
+
+class BuildOptions(namedtuple("BuildOptions", _OPTION_FIELDS, defaults=_OPTION_DEFAULTS)):
+    """Every option of one ``buildah bud``; immutable (``_replace`` makes a changed copy). A
+    namedtuple rather than a dataclass: ``dataclasses`` (with ``inspect``, ``ast`` and
+    ``dis``) cost about 8 ms of every build's start here."""
+
+    __slots__ = ()
     context: Path
     containerfile: Path
-    build_args: Sequence[str] = field(default_factory=tuple)
-    layers: bool = True
-    target: str | None = None
-    labels: Sequence[str] = field(default_factory=tuple)
-    no_cache: bool = False
-    pull: str = DEFAULT_PULL
-    secrets: Sequence[tuple[str, Path]] = field(default_factory=tuple)  # (id, file)
-    platform: str | None = None
-    storage: Storage | None = None
+    build_args: Sequence[str]
+    layers: bool
+    target: str | None
+    labels: Sequence[str]
+    no_cache: bool
+    pull: str
+    secrets: Sequence[tuple[str, Path]]  # (id, file)
+    platform: str | None
+    storage: Storage | None
     # --ulimit TYPE=SOFT:HARD for RUN steps (limits.ulimit_arguments); () leaves buildah's.
-    ulimits: Sequence[str] = field(default_factory=tuple)
-    timestamp: int | None = None  # seconds since the epoch; None: buildah's clock
-    annotations: Sequence[str] = field(default_factory=tuple)  # KEY=VALUE on the manifest
-    format: str = "oci"
+    ulimits: Sequence[str]
+    timestamp: int | None  # seconds since the epoch; None: buildah's clock
+    annotations: Sequence[str]  # KEY=VALUE on the manifest
+    format: str
     # The layer cache in a registry (buildah's --cache-from/--cache-to, HOST/PATH each) and how
     # to reach it: an auth file as /dev/fd/N, TLS verification, a directory of CA files.
-    cache_from: Sequence[str] = field(default_factory=tuple)
-    cache_to: Sequence[str] = field(default_factory=tuple)
-    cache_ttl: str | None = None
-    authfile_fd: int | None = None
-    tls_verify: bool = True
-    cert_dir: str | None = None
+    cache_from: Sequence[str]
+    cache_to: Sequence[str]
+    cache_ttl: str | None
+    authfile_fd: int | None
+    tls_verify: bool
+    cert_dir: str | None
 
 
 def isolation() -> str:
@@ -152,7 +164,11 @@ def find_containerfile(context: Path, file_option: str | None) -> Path:
     raise ContextError.missing_containerfile(str(context))
 
 
-def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
+def bud_argv(
+    options: BuildOptions, oci_destination: str | None, iidfile: str | None = None
+) -> list[str]:
+    """``buildah bud`` into ``oci_destination``, or into buildah's storage without a name (the
+    image's ID written to ``iidfile``; copy_to_layout then takes it into the layout)."""
     argv = ["buildah", *(options.storage.argv() if options.storage else []), "bud"]
     argv += [
         "--isolation",
@@ -187,7 +203,11 @@ def bud_argv(options: BuildOptions, oci_destination: str) -> list[str]:
         argv += ["--build-arg", build_arg]
     argv += options.ulimits
     argv += registry_arguments(options)
-    return [*argv, "-t", oci_destination, str(options.context)]
+    if oci_destination is not None:
+        argv += ["-t", oci_destination]
+    if iidfile is not None:
+        argv += ["--iidfile", iidfile]
+    return [*argv, str(options.context)]
 
 
 def registry_arguments(options: BuildOptions) -> list[str]:
@@ -220,23 +240,39 @@ LOCAL_HIT = "--> Using cache"
 ARG_MISSES_BEFORE = (1, 29)
 REPEATED_CACHE_SINCE = (1, 29)
 
-_VERSION: list[tuple[int, int] | None] = []
+_VERSION_TEXT: list[str] = []
 
 
-def version() -> tuple[int, int] | None:
-    """buildah's major.minor (asked once per process), None when it does not say."""
-    if not _VERSION:
-        import re
+def know_version(text: str) -> None:
+    """``buildah --version``'s answer, already known (a build keeps it beside its storage,
+    limits.remembered_version): ``version()`` and ``version_text()`` then start no buildah,
+    which costs 50 to 120 ms here, once for the layer cache's flags and once more for the
+    provenance."""
+    if text.strip() and not _VERSION_TEXT:
+        _VERSION_TEXT.append(text.strip())
 
+
+def version_text() -> str:
+    """``buildah --version``'s answer (asked once per process unless known), "" without one."""
+    if not _VERSION_TEXT:
         from idpwrap.errors import ToolNotRun
 
         try:
-            text = procs.run(["buildah", "--version"], timeout=20).stdout
+            text = procs.run(
+                ["buildah", "--version"], env=procs.child_environment(), timeout=20
+            ).stdout
         except ToolNotRun:
             text = ""
-        match = re.search(r"version (\d+)\.(\d+)", text)
-        _VERSION.append((int(match.group(1)), int(match.group(2))) if match else None)
-    return _VERSION[0]
+        _VERSION_TEXT.append(text.strip())
+    return _VERSION_TEXT[0]
+
+
+def version() -> tuple[int, int] | None:
+    """buildah's major.minor, None when it does not say."""
+    import re
+
+    match = re.search(r"version (\d+)\.(\d+)", version_text())
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 # buildah 1.28 fails with this after it has written the image to an oci: destination, when the
@@ -284,32 +320,22 @@ def build(
         raise BuildFailed.with_output(finished.exit_code, list(recent))
 
 
-# A docker-format build goes into buildah's storage under this name and is then copied into the
-# layout: buildah 1.28 converts to OCI (dropping HEALTHCHECK & co.) whatever it writes to oci:.
-DOCKER_BUILD_PREFIX = "localhost/idpwrap-build-"
-
-
-def copy_to_layout_argvs(
-    storage: Storage | None, name: str, destination: str, manifest_format: str = "v2s2"
-) -> list[list[str]]:
-    """An image from buildah's storage into ``destination`` (Docker v2 schema 2, or oci) with
-    compressed layers, then its name removed (its layers stay as the build cache)."""
+def copy_to_layout_argv(
+    storage: Storage | None, image_id: str, destination: str, manifest_format: str = "v2s2"
+) -> list[str]:
+    """An unnamed image of buildah's storage into ``destination`` (Docker v2 schema 2, or oci)
+    with compressed layers; the image stays there as the last step's cached image. A docker-
+    format build goes this way because buildah 1.28 converts to OCI (dropping HEALTHCHECK &
+    co.) whatever it writes to oci:, a --cache-to build because of the cache push's failure."""
     base = ["buildah", *(storage.argv() if storage else [])]
-    return [
-        [*base, "push", "--format", manifest_format, "--disable-compression=false", "--quiet",
-         name, destination],
-        [*base, "rmi", name],
-    ]  # fmt: skip
+    return [*base, "push", "--format", manifest_format, "--disable-compression=false", "--quiet",
+            image_id, destination]  # fmt: skip
 
 
 def copy_to_layout(
-    storage: Storage | None, name: str, destination: str, manifest_format: str = "v2s2"
+    storage: Storage | None, image_id: str, destination: str, manifest_format: str = "v2s2"
 ) -> None:
-    push, remove = copy_to_layout_argvs(storage, name, destination, manifest_format)
-    try:
-        _run_or_fail(push)
-    finally:
-        _run_or_fail(remove, quiet=True)
+    _run_or_fail(copy_to_layout_argv(storage, image_id, destination, manifest_format))
 
 
 def _run_or_fail(argv: list[str], quiet: bool = False) -> None:

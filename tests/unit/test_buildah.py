@@ -131,12 +131,13 @@ def test_bud_argv_isolation_from_the_environment(tmp_path, monkeypatch):
 
 def test_bud_argv_docker_format_goes_to_buildahs_storage_then_the_layout(tmp_path):
     options = BuildOptions(tmp_path, tmp_path / "Containerfile", format="docker")
-    assert value_after(bud_argv(options, "localhost/idpwrap-build-1"), "--format") == "docker"
+    argv = bud_argv(options, None, "/w/image-id")
+    assert value_after(argv, "--format") == "docker"
+    assert value_after(argv, "--iidfile") == "/w/image-id" and "-t" not in argv  # unnamed
     assert "--format" not in bud_argv(BuildOptions(tmp_path, tmp_path / "C"), DESTINATION)
-    push, remove = buildah.copy_to_layout_argvs(None, "localhost/idpwrap-build-1", DESTINATION)
+    push = buildah.copy_to_layout_argv(None, "sha256:" + "a" * 64, DESTINATION)
     assert push == ["buildah", "push", "--format", "v2s2", "--disable-compression=false",
-                    "--quiet", "localhost/idpwrap-build-1", DESTINATION]  # fmt: skip
-    assert remove == ["buildah", "rmi", "localhost/idpwrap-build-1"]
+                    "--quiet", "sha256:" + "a" * 64, DESTINATION]  # fmt: skip
 
 
 def test_bud_argv_without_layers(tmp_path, monkeypatch):

@@ -120,3 +120,11 @@ def test_the_log_is_private_and_in_the_state_directory(tmp_path):
     assert buildlog.log_path({"XDG_STATE_HOME": "/s", "HOME": "/h"}) == (
         "/s/idpwrap/last-failed-build.log"
     )
+
+
+def test_an_unnamed_commit_into_buildahs_storage_shows_the_tags():
+    shown: list[str] = []
+    show = buildlog.OutputFilter(shown.append, NAMES, "two:1")
+    show("STEP 2/2: COPY app.txt /app.txt\nCOMMIT\n--> 3f2a\n")
+    show.flush()
+    assert "".join(shown).endswith("COMMIT two:1\n--> 3f2a\n")

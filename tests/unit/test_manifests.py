@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
+
 import pytest
 
 from idpwrap.creds.credentials import Credentials
@@ -143,3 +147,133 @@ def test_the_moved_tag_error_names_both_digests() -> None:
     assert f"127.0.0.1:5000/team/app:v1 now serves {OTHER}, not this push's {DIGEST}" in text
     assert f"pullable as 127.0.0.1:5000/team/app@{DIGEST}" in text
     assert "(and 2 more tags)" in text
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """Answers every HEAD of a manifest with DIGEST over HTTP/1.1, counting connections."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list[int] = []  # noqa: RUF012 (the server's, shared by its handlers)
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(1)
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Docker-Content-Digest", DIGEST)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_registry():
+    _Registry.connections = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_lookup_and_the_read_back_share_one_connection(plain_registry) -> None:
+    host = f"127.0.0.1:{plain_registry.server_address[1]}"
+    tag_reader = manifests.TagReader(
+        Registry(host, plain_http=True), "team/app", None, TlsTrust(), timeout=5
+    )
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert len(_Registry.connections) == 1
+    tag_reader.close()
+
+
+def test_a_kept_connection_the_registry_closed_is_opened_again(plain_registry) -> None:
+    host = f"127.0.0.1:{plain_registry.server_address[1]}"
+    tag_reader = manifests.TagReader(
+        Registry(host, plain_http=True), "team/app", None, TlsTrust(), timeout=5
+    )
+    assert tag_reader.digest("v1").state == manifests.FOUND
+    assert tag_reader.client is not None
+    for connection, _ in tag_reader.client.connections.values():
+        connection.shutdown(socket.SHUT_RDWR)  # as a registry's idle timeout leaves it
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert len(_Registry.connections) == 2
+    tag_reader.close()
+
+
+class _Token(http.server.BaseHTTPRequestHandler):
+    """A token service answering in chunks, as a Go server does without a Content-Length."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("WWW-Authenticate", 'Bearer realm="a"')
+        self.send_header("WWW-Authenticate", 'Basic realm="b"')
+        self.end_headers()
+        for part in (b'{"tok', b'en": "T0KEN"}'):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_chunked_answer_and_repeated_headers_are_read_whole() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Token)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        client = manifests.KeptClient(Registry(host, plain_http=True), None, 5)
+        for _ in range(2):  # the second on the same connection: the first was read to its end
+            answer = client.get(f"http://{host}/token?scope=x")
+            assert answer.status == 200 and answer.body == b'{"token": "T0KEN"}'
+            assert answer.headers.get("www-authenticate") == 'Bearer realm="a", Basic realm="b"'
+        assert len(client.connections) == 1
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("netloc", "expected"),
+    [("r.example", ("r.example", 443)), ("r.example:5000", ("r.example", 5000)),
+     ("[::1]:8443", ("::1", 8443)), ("[::1]", ("::1", 443))],
+)  # fmt: skip
+def test_host_and_port(netloc, expected) -> None:
+    assert manifests._host_and_port(netloc, 443) == expected
+
+
+def test_a_handshake_the_lazily_read_cas_fail_is_tried_with_the_whole_bundle(monkeypatch):
+    from idpwrap.errors import TlsNotTrusted
+
+    made: list[str] = []
+
+    class Client:
+        def __init__(self, registry, context, timeout) -> None:
+            self.context = context
+            made.append(context)
+
+        def get(self, url, authorization=None, *, method="GET", headers=None):
+            if self.context == "lazy":
+                raise TlsNotTrusted("the TLS certificate of registry.example is not trusted")
+            return api._Response(200, {"Docker-Content-Digest": DIGEST}, b"")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(manifests, "KeptClient", Client)
+    monkeypatch.setattr(
+        TlsTrust, "context", lambda self, host, lazy_roots=False: "lazy" if lazy_roots else "all"
+    )
+    tag_reader = manifests.TagReader(Registry("registry.example"), "team/app", None, TlsTrust())
+    assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
+    assert made == ["lazy", "all"]

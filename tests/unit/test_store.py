@@ -345,3 +345,14 @@ def test_the_index_is_replaced_by_rename(store, layouts):
     assert store.index_path.stat().st_ino != inode
     assert_no_leftovers(store)
     assert oct(store.index_path.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_write_replacing_leaves_the_new_content_and_no_temporary_file(tmp_path):
+    from idpwrap.store import layout
+
+    target = tmp_path / "records.json"
+    target.write_text("old")
+    layout.write_replacing(target, b'{"new": 1}')
+    assert target.read_bytes() == b'{"new": 1}'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["records.json"]
+    assert target.stat().st_mode & 0o777 == 0o644
