@@ -13,6 +13,7 @@ tell), so that a push can fall back to doing what it did before the lookup exist
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 from collections.abc import Mapping
 
@@ -262,6 +263,33 @@ def _chunks(reader: BinaryIO) -> tuple[bytes, bool]:
         reader.readline(MAX_LINE + 1)  # the CRLF after each chunk
 
 
+def proxy_variable(registry: Registry) -> str | None:
+    """The proxy variable (as Go's net/http reads them) that would send requests to
+    ``registry`` through a proxy, or None: NO_PROXY's names, suffixes and ``*`` exempt it."""
+    scheme = "HTTP" if registry.plain_http else "HTTPS"
+    names = (f"{scheme}_PROXY", f"{scheme.lower()}_proxy", "ALL_PROXY", "all_proxy")
+    found = next((name for name in names if os.environ.get(name)), None)
+    if found is None:
+        return None
+    host = _host_and_port(registry.host, 0)[0].lower()
+    exempt = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    for entry in (part.strip().lower() for part in exempt.split(",")):
+        if entry == "*":
+            return None
+        name = _without_port(entry).strip("[]").lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return None
+    return found
+
+
+def _without_port(entry: str) -> str:
+    """``name:port`` or ``[v6]:port`` -> the name; a bare IPv6 address stays whole."""
+    head, colon, port = entry.rpartition(":")
+    if colon and port.isdigit() and (head.count(":") == 0 or head.endswith("]")):
+        return head
+    return entry
+
+
 class TagReader:
     """Asks one registry repository which digest its tags serve, keeping the authorization."""
 
@@ -283,6 +311,11 @@ class TagReader:
 
     def digest(self, tag: str) -> Lookup:
         """The digest ``tag`` serves now; never raises."""
+        proxy = proxy_variable(self.registry)
+        if proxy:
+            # skopeo goes through the proxy; this client speaks to the registry directly, which
+            # may be unreachable or another one: not asked, so the push copies as before.
+            return Lookup(FAILED, reason=f"{proxy} is set and the check does not use a proxy")
         try:
             return self._digest(tag)
         except IdpwrapError as error:

@@ -277,3 +277,49 @@ def test_a_handshake_the_lazily_read_cas_fail_is_tried_with_the_whole_bundle(mon
     tag_reader = manifests.TagReader(Registry("registry.example"), "team/app", None, TlsTrust())
     assert tag_reader.digest("v1") == manifests.Lookup("found", DIGEST)
     assert made == ["lazy", "all"]
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                   "all_proxy", "NO_PROXY", "no_proxy")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("environment", "registry", "expected"),
+    [
+        ({}, Registry("registry.example:5000"), None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, Registry("registry.example:5000"), "HTTPS_PROXY"),
+        ({"https_proxy": "http://proxy:3128"}, Registry("r.example"), "https_proxy"),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, Registry("127.0.0.1:5000", True), None),
+        ({"HTTP_PROXY": "http://proxy:3128"}, Registry("127.0.0.1:5000", True), "HTTP_PROXY"),
+        ({"ALL_PROXY": "socks5://proxy"}, Registry("r.example"), "ALL_PROXY"),
+        (
+            {"HTTPS_PROXY": "http://proxy", "NO_PROXY": "localhost,.example"},
+            Registry("gitea.cnoe.example:8443"),
+            None,
+        ),
+        ({"HTTPS_PROXY": "http://proxy", "NO_PROXY": "r.example:443"}, Registry("r.example"), None),
+        ({"HTTPS_PROXY": "http://proxy", "no_proxy": "*"}, Registry("r.example"), None),
+        ({"HTTPS_PROXY": "http://p", "NO_PROXY": "fe80::1"}, Registry("[::1]:5000"), "HTTPS_PROXY"),
+        ({"HTTPS_PROXY": "http://proxy", "NO_PROXY": "::1"}, Registry("[::1]:5000"), None),
+        ({"HTTPS_PROXY": "http://p", "NO_PROXY": "o.example"}, Registry("r.ex"), "HTTPS_PROXY"),
+    ],
+)  # fmt: skip
+def test_a_proxy_for_the_registry_is_recognised(
+    monkeypatch, environment, registry, expected
+) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert manifests.proxy_variable(registry) == expected
+
+
+def test_behind_a_proxy_the_lookup_is_not_made_and_the_push_copies(monkeypatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    reader = manifests.TagReader(Registry("r.example"), "o/n", None, TlsTrust())
+    found = reader.digest("v1")
+    assert found.state == manifests.FAILED
+    assert found.reason == "HTTPS_PROXY is set and the check does not use a proxy"
+    assert reader.client is None  # no connection was made
