@@ -82,6 +82,24 @@ def find_stored(images: Sequence[StoredImage], text: str) -> StoredImage | None:
     return None
 
 
+def registry_hosts(
+    text: str, build_args: Sequence[str], images: Sequence[StoredImage]
+) -> list[str]:
+    """The registries buildah pulls this Containerfile's images from: each image that names a
+    registry host (``HOST[:PORT]/PATH``) and is not in the store, once, lowercase."""
+    from idpwrap.build.containerfile import sources
+    from idpwrap.refs import looks_like_host
+
+    values = {key: value for key, value in (arg.split("=", 1) for arg in build_args if "=" in arg)}
+    hosts: list[str] = []
+    for image in sources(text, values).images:
+        first, slash, _ = image.partition("/")
+        if slash and looks_like_host(first) and find_stored(images, image) is None:
+            if first.lower() not in hosts:
+                hosts.append(first.lower())
+    return hosts
+
+
 def rewrite(
     text: str,
     images: Sequence[StoredImage],

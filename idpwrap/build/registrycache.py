@@ -90,17 +90,26 @@ class Access(namedtuple("Access", "registry authfile_fd tls retry credentials wr
 
 @contextlib.contextmanager
 def opened(cache: CacheRequest) -> Iterator[Access]:
-    """Credentials resolved as a push resolves them, in a 0600 auth file with no name."""
-    registry = parse_repository((cache.cache_from or cache.cache_to)[0])[0]
-    credentials = creds.resolve(
-        registry.host, username=cache.username, password=cache.password, authfile=cache.authfile
-    )
-    log.info("build cache: %s, credentials: %s", registry.host,
-             credentials.source if credentials else "none (anonymous)")  # fmt: skip
+    """Credentials resolved as a push resolves them, in a 0600 auth file with no name: the
+    cache's registry and the FROM registries (``cache.pulls``) in the one file."""
+    repositories = list(cache.cache_from or cache.cache_to)
+    if repositories:
+        registry = parse_repository(repositories[0])[0]
+    else:
+        registry = Registry(cache.pulls[0])
+    found = {}
+    for host in dict.fromkeys([registry.host, *cache.pulls]):
+        found[host] = creds.resolve(
+            host, username=cache.username, password=cache.password, authfile=cache.authfile
+        )
+        log.info("%s: %s, credentials: %s", "build cache" if repositories and host ==
+                 registry.host else "FROM registry", host,
+                 found[host].source if found[host] else "none (anonymous)")  # fmt: skip
+    credentials = found.pop(registry.host)
     work = private_directory("idpwrap-cache-")
     try:
         trust = cache.tls._replace(ca_file=None, cert_dir=cache.tls.cert_dir_in(work))
-        with creds.temporary_auth_file(registry.host, credentials) as fd:
+        with creds.temporary_auth_file(registry.host, credentials, found) as fd:
             yield Access(registry, fd, trust, cache.retry, credentials, tuple(cache.cache_to))
     finally:
         remove_tree(work)
