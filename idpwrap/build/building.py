@@ -139,6 +139,7 @@ def _run(
                 store, access, request.cache.cache_from, before.digest, tags, warn
             )
             if found.image is not None:
+                provenance.record_copied(store, found.image, request, file, when)
                 return BuildResult(found.image, True, found.entry)
             log.info("build cache: no whole build from the registry: %s", found.reason)
             if not found.reachable:
