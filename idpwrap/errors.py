@@ -253,9 +253,9 @@ class DeleteRefused(IdpwrapError):
     @classmethod
     def by(cls, where: str, code: str, dry_run_text: str) -> DeleteRefused:
         return cls(
-            f"{where} does not allow deletes ({code}): on docker-registry set storage: delete:"
-            " enabled: true; on Gitea use a cleanup rule (docs/build.md, Trimming);"
-            f" {dry_run_text}"
+            f"{where} does not allow deletes ({code}): its operator can enable them"
+            " (docker-registry: storage: delete: enabled: true), or trim it server-side (a"
+            f" Gitea cleanup rule, docs/build.md); {dry_run_text}"
         )
 
 

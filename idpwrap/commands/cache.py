@@ -104,7 +104,7 @@ def execute(args: argparse.Namespace) -> int:
     except remote.DeleteRefused as error:
         raise DeleteRefused.by(
             repository.where(), str(error),
-            "--dry-run shows what would go; nothing more was removed",
+            "nothing was removed (--dry-run lists what would go)",
         ) from None  # fmt: skip
     report(args, repository.where(), outcome)
     return 0
