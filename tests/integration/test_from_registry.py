@@ -100,4 +100,25 @@ def test_without_credentials_the_pull_is_refused_in_one_line(tmp_path, registry)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("idpwrap: error:")]
     assert len(errors) == 1, result.describe()
-    assert f"Containerfile:1: FROM {reference}" in errors[0] and "unauthorized" in errors[0]
+    assert f"Containerfile:1: FROM {reference}" in errors[0], errors
+    assert "authentication required" in errors[0], errors  # 1.28 adds "unauthorized: "
+
+
+def test_a_pulled_base_is_not_asked_for_again(tmp_path, fresh_registry):
+    """--pull missing (the default) as buildah 1.28 and 1.39 both take it: the first build
+    pulls the base, a later one builds on it with the registry gone."""
+    reference = pushed_base(tmp_path, fresh_registry, "from-base-missing")
+    context = make_context(tmp_path / "app", f"FROM {reference}\nCOPY app.txt /app.txt\n",
+                           {"app.txt": b"one\n"})  # fmt: skip
+    runner = make_cli(tmp_path / "runner-b", tmp_path / "runner-b" / "store")
+    options = ["-t", "app:v1", *fresh_registry.tls_options()]
+    first = runner.run("build", str(context), *options, credentials=fresh_registry.credentials,
+                       timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.describe()
+    assert "Trying to pull" in first.stderr
+    fresh_registry.stop()
+    (context / "app.txt").write_bytes(b"two\n")
+    second = runner.run("build", str(context), *options, credentials=fresh_registry.credentials,
+                        timeout=300)  # fmt: skip
+    assert second.returncode == 0, second.describe()
+    assert "Trying to pull" not in second.stderr
