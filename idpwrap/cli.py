@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "example: GITEA_USERNAME=giteaAdmin GITEA_TOKEN=... idpwrap push"
         " --registry https://gitea.cnoe.localtest.me:8443 --insecure giteaAdmin/myapp:v1.0.0",
     ),
+    "cache": (
+        "idpwrap.commands.cache",
+        "trim a build cache repository in a registry: old whole builds and their layer steps",
+        "example: idpwrap cache trim giteaadmin/myapp-buildcache --older-than 7d --keep 5",
+    ),
     "import": (
         "idpwrap.commands.import_rootfs",
         "make an image from a root filesystem tarball (like podman import)",

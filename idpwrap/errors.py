@@ -21,6 +21,7 @@ EXIT_STORE = 8
 EXIT_SETUP = 9
 EXIT_NOT_VERIFIED = 10
 EXIT_TAG_MOVED = 11
+EXIT_DELETE_REFUSED = 12
 EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -241,6 +242,20 @@ class TagMoved(PushFailed):
             f"{reference} now serves {served}, not this push's {ours}: another push moved the"
             f" tag after this one copied{others}; this image stays pullable as"
             f" {repository}@{ours}; push again if the tag should serve it"
+        )
+
+
+class DeleteRefused(IdpwrapError):
+    """``cache trim``: the registry does not allow deletes (HTTP 405, UNSUPPORTED)."""
+
+    exit_code = EXIT_DELETE_REFUSED
+
+    @classmethod
+    def by(cls, where: str, code: str, dry_run_text: str) -> DeleteRefused:
+        return cls(
+            f"{where} does not allow deletes ({code}): its operator can enable them"
+            " (docker-registry: storage: delete: enabled: true), or trim it server-side (a"
+            f" Gitea cleanup rule, docs/build.md); {dry_run_text}"
         )
 
 

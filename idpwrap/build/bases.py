@@ -82,6 +82,24 @@ def find_stored(images: Sequence[StoredImage], text: str) -> StoredImage | None:
     return None
 
 
+def registry_hosts(
+    text: str, build_args: Sequence[str], images: Sequence[StoredImage]
+) -> list[str]:
+    """The registries buildah pulls this Containerfile's images from: each image that names a
+    registry host (``HOST[:PORT]/PATH``) and is not in the store, once, lowercase."""
+    from idpwrap.build.containerfile import sources
+    from idpwrap.refs import looks_like_host
+
+    values = {key: value for key, value in (arg.split("=", 1) for arg in build_args if "=" in arg)}
+    hosts: list[str] = []
+    for image in sources(text, values).images:
+        first, slash, _ = image.partition("/")
+        if slash and looks_like_host(first) and find_stored(images, image) is None:
+            if first.lower() not in hosts:
+                hosts.append(first.lower())
+    return hosts
+
+
 def rewrite(
     text: str,
     images: Sequence[StoredImage],
@@ -181,6 +199,26 @@ def pin(store: Store, base: Base, directory: Path) -> None:
     (layout / "blobs").symlink_to(store.root / "blobs", target_is_directory=True)
 
 
+def resolve(
+    store: Store, text: str, build_args: Sequence[str], platform: str | None
+) -> tuple[str, list[Base]]:
+    """The stored bases of ``text`` for ``platform`` (a multi-platform base gives its child
+    for it, the host's when None) and the text rewritten to their pinned layouts; nothing is
+    written (``prepare`` pins them; a build copied from the registry cache only names them)."""
+    images = store.images()
+    if not images:
+        return text, []
+    from idpwrap import platforms
+    from idpwrap.store import indexes
+
+    def choose(image: StoredImage, wanted: str | None) -> dict[str, object]:
+        if not indexes.is_index(image):
+            return image.descriptor
+        return indexes.child(store, image, wanted or platform or platforms.host()).descriptor
+
+    return rewrite(text, images, build_args, choose)
+
+
 def prepare(
     store: Store,
     containerfile: Path,
@@ -197,18 +235,7 @@ def prepare(
         raise UsageError(f"cannot read {containerfile}: {error}") from error
     if "from" not in text.lower():
         return containerfile, []
-    images = store.images()
-    if not images:
-        return containerfile, []
-    from idpwrap import platforms
-    from idpwrap.store import indexes
-
-    def choose(image: StoredImage, wanted: str | None) -> dict[str, object]:
-        if not indexes.is_index(image):
-            return image.descriptor
-        return indexes.child(store, image, wanted or platform or platforms.host()).descriptor
-
-    rewritten, bases = rewrite(text, images, build_args, choose)
+    rewritten, bases = resolve(store, text, build_args, platform)
     if not bases:
         return containerfile, []
     for base in bases:

@@ -138,11 +138,12 @@ def _run(
                 store, access, request.cache.cache_from, before.digest, tags, warn
             )
             if found.image is not None:
+                provenance.record_copied(store, found.image, request, file, when)
                 return BuildResult(found.image, True, found.entry)
             log.info("build cache: no whole build from the registry: %s", found.reason)
             if not found.reachable:
                 access = None  # buildah would retry a dead registry for every step
-    if access is not None and before.digest is None:
+    if access is not None and request.cache.cache_from and before.digest is None:
         log.info("build cache: no whole build from the registry: %s", before.reason)
     store.ensure()  # first: a store we cannot write is the error to report
     rootless.check_ready()

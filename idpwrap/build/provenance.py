@@ -241,3 +241,18 @@ def record(
                    for subject, data in made]  # fmt: skip
         referrers.attach(store, work, entries)
     log.info("provenance: %d statement(s) kept with %s", len(entries), image.ref)
+
+
+def record_copied(
+    store: Store, image: StoredImage, request: BuildRequest, containerfile: Path, when: BuildTime
+) -> None:
+    """The statements of a build copied whole from the registry build cache, made as the
+    build that wrote the entry made them: the same request, build time and Containerfile (the
+    fingerprint matched), the same stored bases (resolved, not pinned), the same manifests;
+    so they are byte-identical to that runner's."""
+    from idpwrap.build.bases import resolve
+
+    text = containerfile.read_text(errors="replace")
+    targets = request.platforms or (request.platform,)
+    bases = [resolve(store, text, request.build_args, platform)[1] for platform in targets]
+    record(store, image, request, containerfile, when, bases)

@@ -64,15 +64,18 @@ def entry_tag(fingerprint: str) -> str:
     return f"{ENTRY_PREFIX}{fingerprint}"
 
 
-class Access(namedtuple("Access", "registry authfile_fd tls retry")):
+class Access(namedtuple("Access", "registry authfile_fd tls retry credentials writable")):
     """The cache's registry while a build runs: the open auth file (/dev/fd/N), the TLS trust
-    with its CAs in a directory (what skopeo and buildah read), skopeo's retries."""
+    with its CAs in a directory (what skopeo and buildah read), skopeo's retries, and the
+    credentials themselves for idpwrap's own requests (the entries' marks)."""
 
     __slots__ = ()
     registry: Registry
     authfile_fd: int
     tls: object  # TlsTrust, its CA file already put in a directory
     retry: int
+    credentials: object  # Credentials or None
+    writable: tuple[str, ...]  # the --cache-to repositories: a hit there refreshes its mark
 
     def copy_options(self, digestfile: str, all_images: bool = False) -> skopeo.CopyOptions:
         return skopeo.CopyOptions(
@@ -87,18 +90,27 @@ class Access(namedtuple("Access", "registry authfile_fd tls retry")):
 
 @contextlib.contextmanager
 def opened(cache: CacheRequest) -> Iterator[Access]:
-    """Credentials resolved as a push resolves them, in a 0600 auth file with no name."""
-    registry = parse_repository((cache.cache_from or cache.cache_to)[0])[0]
-    credentials = creds.resolve(
-        registry.host, username=cache.username, password=cache.password, authfile=cache.authfile
-    )
-    log.info("build cache: %s, credentials: %s", registry.host,
-             credentials.source if credentials else "none (anonymous)")  # fmt: skip
+    """Credentials resolved as a push resolves them, in a 0600 auth file with no name: the
+    cache's registry and the FROM registries (``cache.pulls``) in the one file."""
+    repositories = list(cache.cache_from or cache.cache_to)
+    if repositories:
+        registry = parse_repository(repositories[0])[0]
+    else:
+        registry = Registry(cache.pulls[0])
+    found = {}
+    for host in dict.fromkeys([registry.host, *cache.pulls]):
+        found[host] = creds.resolve(
+            host, username=cache.username, password=cache.password, authfile=cache.authfile
+        )
+        log.info("%s: %s, credentials: %s", "build cache" if repositories and host ==
+                 registry.host else "FROM registry", host,
+                 found[host].source if found[host] else "none (anonymous)")  # fmt: skip
+    credentials = found.pop(registry.host)
     work = private_directory("idpwrap-cache-")
     try:
         trust = cache.tls._replace(ca_file=None, cert_dir=cache.tls.cert_dir_in(work))
-        with creds.temporary_auth_file(registry.host, credentials) as fd:
-            yield Access(registry, fd, trust, cache.retry)
+        with creds.temporary_auth_file(registry.host, credentials, found) as fd:
+            yield Access(registry, fd, trust, cache.retry, credentials, tuple(cache.cache_to))
     finally:
         remove_tree(work)
 
@@ -146,6 +158,8 @@ def fetch(
             media_type = ""
         image = _pull(store, access, f"{repository}@{digest}", digest, media_type, tags, warn)
         if image is not None:
+            if repository in access.writable:
+                mark(access, repository, fingerprint, warn)
             return Lookup(image, entry, "", True)
         reasons.append(f"{entry} was not usable")
     return Lookup(None, None, "; ".join(reasons), True)
@@ -191,6 +205,21 @@ def _pull(
             remove_tree(scratch)
 
 
+def mark(access: Access, repository: str, fingerprint: str, warn: Callable[[str], None]) -> None:
+    """The entry's mark written (cachemarks.py): when it was last written or used, for trim."""
+    from idpwrap.build.cachemarks import write_mark
+    from idpwrap.errors import IdpwrapError
+    from idpwrap.registry.repository import Repository
+
+    path = parse_repository(repository)[1]
+    client = Repository(access.registry, path, access.credentials, access.tls)
+    try:
+        write_mark(client, fingerprint, entry_tag(fingerprint))
+    except (IdpwrapError, OSError) as error:
+        warn(f"the build cache entry's time could not be written to {repository} ({error}):"
+             " idpwrap cache trim will keep it as of unknown age")  # fmt: skip
+
+
 def publish(
     store: Store,
     access: Access,
@@ -222,6 +251,7 @@ def publish(
                          " is built and stored; the next runner builds it again")  # fmt: skip
                     continue
                 log.info("build cache: wrote %s (%s)", entry, image.digest)
+                mark(access, repository, fingerprint, warn)
                 written.append(entry)
     finally:
         remove_tree(work)

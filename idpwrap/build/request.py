@@ -46,12 +46,14 @@ class BuildRequest(
 class CacheRequest(
     namedtuple(
         "CacheRequest",
-        "cache_from cache_to ttl tls username password authfile retry",
-        defaults=((), (), None, TlsTrust(), None, None, None, 3),
+        "cache_from cache_to ttl tls username password authfile retry pulls",
+        defaults=((), (), None, TlsTrust(), None, None, None, 3, ()),
     )
 ):
     """The build cache in a registry: where it is read and written (``HOST/PATH`` each, on one
-    registry), and how it is reached, exactly as a push reaches a registry."""
+    registry), and how it is reached, exactly as a push reaches a registry; ``pulls``: the
+    hosts of FROM images buildah pulls from a registry, reached the same way (with no cache
+    at all, this request is only that: how buildah reaches them)."""
 
     __slots__ = ()
     cache_from: Sequence[str]
@@ -61,9 +63,14 @@ class CacheRequest(
     username: str | None
     password: str | None  # from --password-stdin or the environment, never an argument
     authfile: str | None
+    retry: int
+    pulls: Sequence[str]
 
     def __repr__(self) -> str:
-        return f"CacheRequest(cache_from={self.cache_from!r}, cache_to={self.cache_to!r})"
+        return (
+            f"CacheRequest(cache_from={self.cache_from!r}, cache_to={self.cache_to!r},"
+            f" pulls={self.pulls!r})"
+        )
 
 
 class BuildResult(namedtuple("BuildResult", "image reused entry", defaults=(None,))):

@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from idpwrap.store.api import Store
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -121,6 +123,18 @@ def build_timestamp(flag: str | None) -> str | int | None:
     return setting.value  # type: ignore[no-any-return]
 
 
+def from_registries(store: Store, request: BuildRequest) -> list[str]:
+    """The registry hosts buildah pulls FROM images from (not those the store has)."""
+    from idpwrap.build.bases import registry_hosts
+
+    try:
+        file = buildah.find_containerfile(request.context, request.containerfile)
+        text = file.read_text(errors="replace")
+    except (OSError, UsageError):
+        return []  # the build itself says what is wrong with the context or the file
+    return registry_hosts(text, request.build_args, store.images())
+
+
 def execute(args: argparse.Namespace) -> int:
     tags = [parse_local(text) for text in args.tag]
     pushing = buildregistry.push_request(args, tags[0])  # checked before anything is built
@@ -141,11 +155,15 @@ def execute(args: argparse.Namespace) -> int:
         secrets=[buildah.parse_secret(secret) for secret in args.secret],
         timestamp=build_timestamp(args.timestamp),
         format=image_format(args.format),
-        cache=buildregistry.cache_request(args, tags[0], pushing[0] if pushing else None),
         redacted_build_args=tuple(args.redact_build_arg),
         **platform_fields(args.platform),
     )
     store = open_store(args)
+    request = request._replace(
+        cache=buildregistry.cache_request(
+            args, tags[0], pushing[0] if pushing else None, from_registries(store, request)
+        )
+    )
 
     def show(text: str) -> None:
         if not args.quiet:

@@ -15,6 +15,7 @@ from idpwrap.errors import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
 
     from idpwrap.config.settings import Setting
     from idpwrap.push.request import PushRequest
@@ -68,9 +69,13 @@ def push_request(
 
 
 def cache_request(
-    args: argparse.Namespace, tag: LocalRef, push: PushRequest | None
+    args: argparse.Namespace,
+    tag: LocalRef,
+    push: PushRequest | None,
+    pulls: Sequence[str] = (),
 ) -> CacheRequest | None:
-    """The build cache asked for by the flags, else IDPWRAP_CACHE, else the config file."""
+    """The build cache asked for by the flags, else IDPWRAP_CACHE, else the config file; and
+    how buildah reaches the registries of ``pulls`` (FROM images it pulls), as push would."""
     from idpwrap.config import settings as config
 
     loaded = config.load()
@@ -80,7 +85,7 @@ def cache_request(
         if both.value:
             read = write = [str(both.value)]
     if not read and not write:
-        return None
+        return _pulls_only(args, pulls)
     registry = None
     if push is not None:
         from idpwrap.push.request import choose_registry
@@ -94,7 +99,7 @@ def cache_request(
     read = [named[text] for text in read if named[text]]
     write = [named[text] for text in write if named[text]]
     if not read and not write:
-        return None
+        return _pulls_only(args, pulls)
     hosts = {text.split("/", 1)[0] for text in read + write}
     if len(hosts) > 1:
         raise UsageError(
@@ -125,6 +130,29 @@ def cache_request(
         password=push_command.read_password(args, "build"),
         authfile=args.authfile or None,
         retry=retry,
+        pulls=tuple(pulls),
+    )
+
+
+def _pulls_only(args: argparse.Namespace, pulls: Sequence[str]) -> CacheRequest | None:
+    """No cache: only how buildah reaches the FROM registries (the first one's TLS settings:
+    buildah takes one --cert-dir and one --tls-verify)."""
+    if not pulls:
+        return None
+    from idpwrap.config import settings as config
+
+    settings = config.for_push(
+        source_host=pulls[0], registry=None, owner=None,
+        insecure=config.insecure_flag(args.insecure, args.tls_verify),
+        ca_file=args.ca_file, cert_dir=args.cert_dir, retry=args.retry, progress=None,
+    )  # fmt: skip
+    return CacheRequest(
+        tls=config.trust_of(settings, args.cert_dir),
+        username=args.username,
+        password=push_command.read_password(args, "build"),
+        authfile=args.authfile or None,
+        retry=settings["retry"].value,
+        pulls=tuple(pulls),
     )
 
 

@@ -142,27 +142,39 @@ def _from_keyring(
     return Credentials(found[0], found[1], f"keyring ({service})")
 
 
-def auth_file_content(registry_host: str, credentials: Credentials | None) -> bytes:
+def auth_file_content(
+    registry_host: str,
+    credentials: Credentials | None,
+    others: Mapping[str, Credentials | None] | None = None,
+) -> bytes:
+    """``{"auths": ...}`` for ``registry_host`` and, in the same file, ``others`` (a build's
+    FROM registries beside its cache's: buildah reads one auth file)."""
     auths: dict[str, dict[str, str]] = {}
-    if credentials is not None and credentials.identity_token:
-        # containers/image wants a well-formed "auth" beside the refresh token.
-        pair = f"{credentials.username}:".encode()
-        token = binascii.b2a_base64(pair, newline=False).decode()
-        auths[registry_host] = {"auth": token, "identitytoken": credentials.secret}
-    elif credentials is not None:
-        pair = f"{credentials.username}:{credentials.secret}".encode()
-        token = binascii.b2a_base64(pair, newline=False).decode()
-        auths[registry_host] = {"auth": token}
+    for host, found in [(registry_host, credentials), *(others or {}).items()]:
+        if found is not None and found.identity_token:
+            # containers/image wants a well-formed "auth" beside the refresh token.
+            pair = f"{found.username}:".encode()
+            token = binascii.b2a_base64(pair, newline=False).decode()
+            auths[host] = {"auth": token, "identitytoken": found.secret}
+        elif found is not None:
+            pair = f"{found.username}:{found.secret}".encode()
+            token = binascii.b2a_base64(pair, newline=False).decode()
+            auths[host] = {"auth": token}
     return json.dumps({"auths": auths}).encode()
 
 
 @contextlib.contextmanager
-def temporary_auth_file(registry_host: str, credentials: Credentials | None) -> Iterator[int]:
+def temporary_auth_file(
+    registry_host: str,
+    credentials: Credentials | None,
+    others: Mapping[str, Credentials | None] | None = None,
+) -> Iterator[int]:
     """An open descriptor on a 0600 auth file that no longer has a name on disk.
 
     The file is created in a private 0700 directory and unlinked at once, so nothing is left
     behind even after ``kill -9``; the tool reads it as ``/dev/fd/N``. Always passed, even
     when anonymous, so that skopeo uses no credentials we did not choose.
     """
-    with unlinked_file("idpwrap-auth-", auth_file_content(registry_host, credentials)) as fd:
+    content = auth_file_content(registry_host, credentials, others)
+    with unlinked_file("idpwrap-auth-", content) as fd:
         yield fd

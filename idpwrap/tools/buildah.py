@@ -23,8 +23,10 @@ LINES_KEPT_FOR_ERRORS = 100_000
 
 
 PULL_MODES = ("never", "missing", "always")
-# Our pull modes in buildah 1.28's words: its "false" pulls only what its storage lacks.
-PULL_ARGUMENT = {"never": "never", "missing": "false", "always": "always"}
+# Our pull modes in buildah's words. "missing" pulls only what its storage lacks in 1.28 and
+# 1.39 alike; "false" did so in 1.28 but means "never" in 1.39 (a FROM from a registry then
+# failed with "image not known" without trying).
+PULL_ARGUMENT = {"never": "never", "missing": "missing", "always": "always"}
 DEFAULT_PULL = "missing"
 SECRET_TYPES = ("file",)
 

@@ -1,7 +1,8 @@
 """Blobs, uploads, manifests and tags as Gitea 1.24.3 takes them, kept by distribution behind.
 
 Sources (tag v1.24.3): routers/api/packages/container/container.go (InitiateUploadBlob,
-UploadBlob, EndUploadBlob, UploadManifest, GetTagList),
+UploadBlob, EndUploadBlob, UploadManifest, GetTagList with its n/last pages and Link,
+DeleteManifest),
 routers/api/packages/container/manifest.go (processImageManifest, processImageManifestIndex,
 tags stored lowercased), routers/api/packages/container/errors.go (codes and statuses).
 """
@@ -239,8 +240,10 @@ class Content:
             return
         # Gitea serves a manifest whatever the Accept header says; distribution hides an
         # OCI manifest from a client that does not name its type.
+        # A DELETE (DeleteManifest) reads the manifest first: by digest it removes every
+        # version (tag) whose manifest that is, by tag that one version alone.
         status, headers, body = self.backend(
-            self.command,
+            "GET" if self.command == "DELETE" else self.command,
             f"/v2/{self.repo}/manifests/{reference}",
             headers={"Accept": ", ".join(IMAGE_MANIFEST_TYPES + IMAGE_INDEX_TYPES)},
         )
@@ -248,11 +251,36 @@ class Content:
             self.named_error(404, "MANIFEST_UNKNOWN")
             return
         if self.command == "DELETE":
+            if DIGEST.match(reference):
+                self.backend("DELETE", f"/v2/{self.repo}/manifests/{reference}")
+            else:
+                self.untag(reference, headers, body)
             self.send(202, b"", {"Docker-Distribution-Api-Version": "registry/2.0"})
             return
         self.relay(
             status, headers, body, ("content-type", "content-length", "docker-content-digest")
         )
+
+    def untag(self, tag: str, headers: dict, body: bytes) -> None:
+        """DeleteManifest by tag removes that one package version (tag); distribution deleted
+        the manifest with all its tags, so the others are put back."""
+        digest = headers.get("Docker-Content-Digest", "")
+        accept = {"Accept": ", ".join(IMAGE_MANIFEST_TYPES + IMAGE_INDEX_TYPES)}
+        status, _, listed = self.backend("GET", f"/v2/{self.repo}/tags/list")
+        others = []
+        for other in json.loads(listed).get("tags") or [] if status == 200 else []:
+            if other != tag:
+                _, found, _ = self.backend(
+                    "HEAD", f"/v2/{self.repo}/manifests/{other}", None, accept
+                )
+                if found.get("Docker-Content-Digest", "") == digest:
+                    others.append(other)
+        content_type = headers.get("Content-Type", "")
+        self.backend("DELETE", f"/v2/{self.repo}/manifests/{digest}")
+        for other in others:
+            self.backend(
+                "PUT", f"/v2/{self.repo}/manifests/{other}", body, {"Content-Type": content_type}
+            )
 
     def put_manifest(self) -> None:
         reference = urllib.parse.unquote(self.path_tail())
@@ -336,18 +364,30 @@ class Content:
         return None
 
     def tag_list(self) -> None:
+        """GetTagList: tags in order, after ``last``, at most ``n``; a ``Link`` to the next page
+        whenever this page holds a tag (so the last page is an empty one)."""
         self.discard_body()
         status, _, body = self.backend("GET", f"/v2/{self.repo}/tags/list")
         if status != 200:
             self.named_error(404, "NAME_UNKNOWN")
             return
         tags = sorted(json.loads(body).get("tags") or [])
+        last = (self.query.get("last") or [""])[0].strip()
+        if last:
+            tags = [tag for tag in tags if tag > last]
+        number = (self.query.get("n") or [""])[0].strip()
+        count = int(number) if number.lstrip("-").isdigit() else -1
+        if count >= 0:
+            tags = tags[:count]
+        extra = {
+            "Content-Type": "application/json",
+            "Docker-Distribution-Api-Version": "registry/2.0",
+        }
+        if tags:
+            query = {"n": str(count)} if count > 0 else {}
+            query["last"] = tags[-1]
+            extra["Link"] = (
+                f'</v2/{self.repo}/tags/list?{urllib.parse.urlencode(query)}>; rel="next"'
+            )
         answer = json.dumps({"name": self.repo, "tags": tags}) + "\n"
-        self.send(
-            200,
-            answer.encode(),
-            {
-                "Content-Type": "application/json",
-                "Docker-Distribution-Api-Version": "registry/2.0",
-            },
-        )
+        self.send(200, answer.encode(), extra)

@@ -56,8 +56,10 @@ def registry_config(
     htpasswd: Path | None,
     tls: tuple[Path, Path] | None,
     token: tuple[str, Path] | None = None,
+    deletes: bool = True,
 ) -> str:
-    """The registry's YAML; ``token`` is (realm URL, signing certificate) for ``auth: token``."""
+    """The registry's YAML; ``token`` is (realm URL, signing certificate) for ``auth: token``;
+    ``deletes`` False is distribution's default (DELETE answered 405 UNSUPPORTED)."""
     lines = [
         "version: 0.1",
         "log:",
@@ -68,7 +70,7 @@ def registry_config(
         "  filesystem:",
         f"    rootdirectory: {storage}",
         "  delete:",
-        "    enabled: true",
+        f"    enabled: {'true' if deletes else 'false'}",
         "http:",
         f"  addr: 127.0.0.1:{port}",
         "  secret: idpwrap-throwaway",
@@ -121,6 +123,7 @@ def start(
     storage: Path | None = None,
     token: bool = False,
     token_users: list[dict] | None = None,
+    deletes: bool = True,
 ) -> Registry:
     """Start docker-registry in the background on 127.0.0.1 only; return once it answers.
 
@@ -152,7 +155,7 @@ def start(
         )
         token_auth = (f"{token_url}/v2/token", signing_cert)
     config = directory / "config.yml"
-    config.write_text(registry_config(storage, port, htpasswd, tls_pair, token_auth))
+    config.write_text(registry_config(storage, port, htpasswd, tls_pair, token_auth, deletes))
     log = directory / "registry.log"
     with log.open("ab") as log_file:
         process = subprocess.Popen(

@@ -67,9 +67,9 @@ class RunningRegistry:
             self.watchdog.release()
 
 
-def start_registry(directory: Path, *, tls: bool = True) -> RunningRegistry:
+def start_registry(directory: Path, *, tls: bool = True, deletes: bool = True) -> RunningRegistry:
     started = time.time() - 2  # slack for coarse file timestamps
-    info = distribution.start(directory, USERNAME, tls=tls)
+    info = distribution.start(directory, USERNAME, tls=tls, deletes=deletes)
     watchdog = Watchdog(info.pid)
     # distribution.start keeps its facts, the password included, in registry.json for its `stop`
     # command. We stop by pid, and the leak test wants no copy of the password under /tmp.

@@ -15,6 +15,7 @@ import pytest
 
 from testing.cli import Cli, Result, make_cli
 from testing.images import local_image, make_context
+from testing.storecheck import provenance_blobs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,6 +79,11 @@ def test_an_unchanged_source_is_copied_from_the_registry_without_buildah(
     result = build(second, context, server, f"giteaadmin/unchanged-{mode}-buildcache")
     assert "holds this very build" in result.stderr, result.describe()
     assert not buildah_started(second)
+    # the copy has its provenance, byte for byte the one runner A made (issue 21)
+    shown = [cli.run("inspect", "--provenance", "app:v1") for cli in (first, second)]
+    assert shown[1].returncode == 0, shown[1].describe()
+    assert json.loads(shown[1].stdout) == json.loads(shown[0].stdout)
+    assert provenance_blobs(second.store) == provenance_blobs(first.store) != set()
     assert "STEP" not in result.stderr
     assert local_image(second.store, "app:v1").digest == local_image(first.store, "app:v1").digest
     assert not warnings(result.stderr)

@@ -148,3 +148,18 @@ def test_prepare_without_stored_bases_keeps_the_file(tmp_path, store):
     containerfile = tmp_path / "Containerfile"
     containerfile.write_text("FROM scratch\n")
     assert bases.prepare(store, containerfile, (), tmp_path) == (containerfile, [])
+
+
+def test_the_registries_buildah_pulls_from():
+    text = (
+        "ARG REG=Registry.example:5000\n"
+        "FROM ${REG}/team/base:v1 AS one\n"
+        "FROM base:v1\n"  # the store's
+        "FROM debian:bookworm\n"  # buildah's defaults: no host named
+        "FROM one\n"  # a stage
+        "COPY --from=127.0.0.1:5000/team/tools:2 /x /x\n"
+        "FROM localhost:5000/a/b@" + DIGEST + "\n"
+    )
+    hosts = bases.registry_hosts(text, [], IMAGES)
+    assert hosts == ["registry.example:5000", "127.0.0.1:5000", "localhost:5000"]
+    assert bases.registry_hosts(text, ["REG=other.example"], IMAGES)[0] == "other.example"

@@ -58,7 +58,7 @@ def test_every_option(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("mode", "argument"), [("never", "--pull=never"), ("missing", "--pull=false"),
+    ("mode", "argument"), [("never", "--pull=never"), ("missing", "--pull=missing"),
                            ("always", "--pull=always")],
 )  # fmt: skip
 def test_pull_modes(tmp_path, mode, argument):
@@ -68,7 +68,7 @@ def test_pull_modes(tmp_path, mode, argument):
 
 def test_default_pull_never_asks_a_registry_for_what_is_here(tmp_path):
     argv = bud_argv(BuildOptions(tmp_path, tmp_path / "C"), DESTINATION)
-    assert "--pull=false" in argv  # buildah's default, "true", asks for a newer base each time
+    assert "--pull=missing" in argv  # buildah's default, "true", asks for a newer base each time
 
 
 def test_storage_options_come_before_bud(tmp_path):

@@ -194,3 +194,11 @@ def test_temporary_auth_file_closed_after_an_error(private_tmp):
     with pytest.raises(OSError):
         os.fstat(fd)
     assert list(private_tmp.iterdir()) == []
+
+
+def test_one_auth_file_for_the_cache_and_the_from_registries():
+    others = {"from.example:5000": Credentials("reader", "other-secret", "test"), "anon": None}
+    content = json.loads(auth_file_content(HOST, Credentials("giteaAdmin", SECRET, "t"), others))
+    assert set(content["auths"]) == {HOST, "from.example:5000"}
+    token = content["auths"]["from.example:5000"]["auth"]
+    assert base64.b64decode(token).decode() == "reader:other-secret"
