@@ -12,6 +12,9 @@ The cases are benchpush.py, benchbuild.py and benchcache.py; what they share is 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -66,8 +69,13 @@ def main() -> int:
     payload = 12 * MIB if args.quick else 120 * MIB
     started = time.perf_counter()
     figures: list[Figure] = []
-    with tempfile.TemporaryDirectory(prefix="idpwrap-bench-") as directory:
-        bench = Bench(Path(directory), runs, payload)
+    # Hex only: podman takes the store's path into an image reference, where a name from
+    # tempfile's alphabet (a trailing "_", "___") is refused.
+    directory = Path(tempfile.gettempdir()) / f"idpwrap-bench-{secrets.token_hex(6)}"
+    directory.mkdir(mode=0o700)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+        bench = Bench(directory, runs, payload)
         try:
             for measure in FIGURES:
                 if args.only and args.only not in measure.__name__:
