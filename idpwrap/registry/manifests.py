@@ -97,26 +97,43 @@ class TagReader:
             return Lookup(FAILED, reason=str(error) or type(error).__name__)
 
     def _digest(self, tag: str) -> Lookup:
-        if self.client is None:
-            self.client = api.client_for(self.registry, self.trust, self.timeout)
-        answer = self._head(tag)
+        answer = self.request("HEAD", f"manifests/{tag}", headers={"Accept": MANIFEST_TYPES})
         if answer.status == 401:
-            self.authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""))
-            if self.authorization is None:
-                return Lookup(FAILED, reason="HTTP 401 and no way to authenticate")
-            answer = self._head(tag)
+            return Lookup(FAILED, reason="HTTP 401 and no way to authenticate")
         return digest_of(answer.status, answer.headers)
 
-    def _head(self, tag: str) -> api._Response:
-        assert self.client is not None
-        return self.client.get(
-            f"{self.registry.url}/v2/{self.repository}/manifests/{tag}",
-            self.authorization,
-            method="HEAD",
-            headers={"Accept": MANIFEST_TYPES},
-        )
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        write: bool = False,
+    ) -> api._Response:
+        """``METHOD /v2/<repository>/<path>`` (or an absolute URL the registry named, e.g. an
+        upload's Location) with the kept authorization; a 401 is answered once with what its
+        challenge asks for (``write``: a token that may push), then the request is repeated.
+        Raises only what the client raises (unreachable, TLS); a 401 it cannot answer is
+        returned as it came."""
+        if self.client is None:
+            self.client = api.client_for(self.registry, self.trust, self.timeout)
+        if path.startswith(("https://", "http://")):
+            url = path
+        elif path.startswith("/"):
+            url = f"{self.registry.url}{path}"
+        else:
+            url = f"{self.registry.url}/v2/{self.repository}/{path}"
+        answer = self.client.get(url, self.authorization, method=method, headers=headers, data=data)
+        if answer.status != 401:
+            return answer
+        authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""), write)
+        if authorization is None or authorization == self.authorization:
+            return answer
+        self.authorization = authorization
+        return self.client.get(url, authorization, method=method, headers=headers, data=data)
 
-    def _authorize(self, header: str) -> str | None:
+    def _authorize(self, header: str, write: bool = False) -> str | None:
         """The Authorization answering the challenge in ``header``, as skopeo answers it."""
         assert self.client is not None
         schemes = {challenge.scheme: challenge for challenge in api.parse_challenges(header)}
@@ -128,8 +145,11 @@ class TagReader:
         secret = credentials.secret if credentials else None
         if "bearer" in schemes:
             challenge = schemes["bearer"]
-            if not challenge.params.get("scope"):
-                challenge.params["scope"] = f"repository:{self.repository}:pull"
+            scope = challenge.params.get("scope")
+            if not scope or (write and scope != "*" and not scope.endswith("push")):
+                # distribution names the scope of the refused request; Gitea says "*"
+                actions = "pull,push" if write else "pull"
+                challenge.params["scope"] = f"repository:{self.repository}:{actions}"
             return f"Bearer {api.request_token(self.client, challenge, username, secret)}"
         if "basic" in schemes and username:
             return api.basic_authorization(username, secret or "")

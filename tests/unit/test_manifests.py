@@ -53,7 +53,7 @@ class FakeClient:
         self.asked: list[tuple[str, str, str | None]] = []
         self.registry = Registry("registry.example:5000")
 
-    def get(self, url, authorization=None, *, method="GET", headers=None):
+    def get(self, url, authorization=None, *, method="GET", headers=None, data=None):
         self.asked.append((method, url, authorization))
         status, answer_headers = self.answers.pop(0)
         return api._Response(status, answer_headers, b'{"token": "T0KEN"}')
