@@ -217,3 +217,21 @@ def test_verify_without_a_key_checks_the_unsigned_provenance(world, request, reg
                    credentials=credentials)  # fmt: skip
     assert none.returncode == 10, none.describe()
     assert "has no provenance attached" in none.error_lines()[0]
+
+
+def test_build_push_provenance_attaches_it_too(world, registry, tmp_path):
+    cli, _ = world
+    context = make_context(tmp_path / "built", "FROM scratch\nCOPY a.txt /a.txt\n",
+                           {"a.txt": b"built and pushed\n"})  # fmt: skip
+    repository = "giteaadmin/attach-build"
+    built = cli.run("build", "-q", "-t", "built:v1", str(context), f"--push={repository}:v1",
+                    "--provenance", "--registry", registry.url, *registry.tls_options(), "--json",
+                    credentials=registry.credentials)  # fmt: skip
+    assert built.returncode == 0, built.describe()
+    pushed = json.loads(built.stdout)
+    assert pushed["digest"] == local_image(cli.store, "built:v1").digest
+    (artifact,) = pushed["provenance"]
+    _, statement = read_back(registry.client(), repository, pushed["digest"])
+    assert statement == stored_statement(cli, "built:v1")
+    (entry,) = referrers(registry.client(), repository, pushed["digest"])
+    assert artifact == f"{registry.host}/{repository}@{entry['digest']}"
