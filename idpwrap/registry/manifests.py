@@ -98,7 +98,7 @@ class TagReader:
 
     def _digest(self, tag: str) -> Lookup:
         answer = self.request("HEAD", f"manifests/{tag}", headers={"Accept": MANIFEST_TYPES})
-        if answer.status == 401:
+        if answer.status == 401 and self.authorization is None:
             return Lookup(FAILED, reason="HTTP 401 and no way to authenticate")
         return digest_of(answer.status, answer.headers)
 
