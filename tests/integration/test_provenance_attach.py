@@ -235,3 +235,20 @@ def test_build_push_provenance_attaches_it_too(world, registry, tmp_path):
     assert statement == stored_statement(cli, "built:v1")
     (entry,) = referrers(registry.client(), repository, pushed["digest"])
     assert artifact == f"{registry.host}/{repository}@{entry['digest']}"
+
+
+def test_the_attach_leaks_no_secret_into_debug_output(world, gitea_registry):
+    import base64
+
+    cli, _ = world
+    registry = gitea_registry
+    token = registry.secret("giteaAdmin", "token")
+    pushed = push(cli, registry, ("giteaAdmin", token), "app:v1", "giteaadmin/attach-debug:v1",
+                  "--provenance", "--debug")  # fmt: skip
+    assert pushed.returncode == 0
+    said = pushed.stdout + pushed.stderr
+    assert "Provenance attached: " in pushed.stdout
+    assert "(with credentials)" in said  # the attach's requests are logged, by name only
+    basic = base64.b64encode(f"giteaAdmin:{token}".encode()).decode()
+    for secret in (token, basic, "Bearer ey", "Authorization"):
+        assert secret not in said, "a credential is in the --debug output"
