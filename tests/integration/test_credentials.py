@@ -331,7 +331,7 @@ def test_the_first_source_wins(
         env, args, stdin = put_loser(world, gitea, tmp_path, wrong())
     more_env, more_args, more_stdin = put_winner(world, gitea, tmp_path, gitea.password)
     env, args, stdin = {**env, **more_env}, args + more_args, more_stdin or stdin
-    repository = f"order-{winner}"
+    repository = f"order-{winner}-over-{loser}".rstrip("-")  # a repository per row
     result = push(world, gitea, repository, *args, env=env, stdin=stdin)
     assert_pushed(result, gitea.password, gitea.host, repository, prebuilt.hello.digest)
     assert expected in source_line(result)
