@@ -86,7 +86,7 @@ def read_back(client, repository: str, digest: str) -> tuple[dict, bytes]:
     return manifest, blob.body
 
 
-@pytest.mark.parametrize("registry_name", ["registry", "gitea_registry"])
+@pytest.mark.parametrize("registry_name", ["registry", "gitea_registry", "http_registry"])
 def test_attached_unsigned_through_the_tag_schema_once(world, request, registry_name):
     cli, _ = world
     registry, credentials, client = target(request, registry_name)
