@@ -70,13 +70,24 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
         help="the signing key's passphrase (default: $IDPWRAP_SIGN_PASSPHRASE, else a prompt)",
     )  # fmt: skip
     parser.add_argument(
+        "--provenance", action="store_true", default=None,
+        help="attach the build's provenance to the pushed image: signed with a signing key"
+        " (sha256-<digest>.att), else unsigned as an OCI artifact found by the referrers API"
+        " or the tag sha256-<digest> (config key provenance, $IDPWRAP_PROVENANCE)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-provenance", dest="provenance", action="store_false",
+        help="attach no unsigned provenance, whatever the config file says",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-up-to-date-check", dest="up_to_date_check", action="store_false", default=None,
         help="copy even when the registry's tag already serves the image (default: ask it"
         " first and skip the copy; config key up_to_date_check, $IDPWRAP_UP_TO_DATE_CHECK)",
     )  # fmt: skip
     parser.add_argument(
         "--json", action="store_true",
-        help='print {"reference", "digest", "size", "up_to_date", "tag_digest"} on stdout',
+        help='print {"reference", "digest", "size", "up_to_date", "tag_digest"} on stdout'
+        ' (and "provenance": the attached artifacts, with --provenance)',
     )  # fmt: skip
     parser.add_argument(
         "--progress", choices=PROGRESS_MODES,
@@ -205,11 +216,19 @@ def push_and_report(
             ) from error
     for result in results:
         if args.json:
-            print(json.dumps(result._asdict()))
-        elif result.up_to_date:
+            shown = result._asdict()
+            if shown["provenance"] is None:  # asked for: a list, even an empty one
+                del shown["provenance"]
+            else:
+                shown["provenance"] = list(shown["provenance"])
+            print(json.dumps(shown))
+            continue
+        if result.up_to_date:
             print(f"Up to date {result.reference}@{result.digest} (already in the registry)")
         else:
             print(f"Pushed {result.reference}@{result.digest}")
+        for artifact in result.provenance or ():
+            print(f"Provenance attached: {artifact} (unsigned)")
     moved = [result for result in results if result.moved]
     if moved:
         import sys
@@ -228,4 +247,9 @@ def _tag_questions(args: argparse.Namespace) -> dict[str, object]:
     loaded = config.load()
     check = loaded.setting("up_to_date_check", args.up_to_date_check, "--no-up-to-date-check")
     timeout = loaded.setting("tag_lookup_timeout")
-    return {"up_to_date_check": bool(check.value), "lookup_timeout": float(timeout.value)}
+    provenance = loaded.setting("provenance", args.provenance, "--provenance")
+    return {
+        "up_to_date_check": bool(check.value),
+        "lookup_timeout": float(timeout.value),
+        "provenance": bool(provenance.value),
+    }

@@ -1,4 +1,5 @@
-"""``idpwrap verify IMAGE --key cosign.pub``: does the registry's image carry our signature?"""
+"""``idpwrap verify IMAGE --key cosign.pub``: does the registry's image carry our signature?
+Without ``--key``: what does the unsigned provenance ``push --provenance`` attached say?"""
 
 from __future__ import annotations
 
@@ -13,12 +14,21 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from idpwrap.creds.credentials import Credentials
+    from idpwrap.refs import Destination
+    from idpwrap.sign import attest
+    from idpwrap.tls import TlsTrust
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "image", metavar="IMAGE", help="[HOST/]OWNER/NAME[:TAG] or ...@sha256:... in a registry"
     )
-    parser.add_argument("--key", required=True, metavar="PUB", help="the public key (cosign.pub)")
+    parser.add_argument(
+        "--key", metavar="PUB",
+        help="the public key (cosign.pub); without it the unsigned provenance (push"
+        " --provenance) is read and checked, which proves nothing about who made the image",
+    )  # fmt: skip
     parser.add_argument(
         "--registry", metavar="URL",
         help="the registry when IMAGE names none (default: $IDPWRAP_REGISTRY, the config file)",
@@ -32,15 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authfile", metavar="FILE", help="read credentials from this auth.json")
     parser.add_argument(
         "--source-uri", metavar="URI",
-        help="refuse (exit 10) unless the signed provenance names this source repository",
+        help="refuse (exit 10) unless the provenance names this source repository",
     )  # fmt: skip
     parser.add_argument(
         "--source-commit", metavar="SHA",
-        help="refuse (exit 10) unless the signed provenance names this commit (7+ hex digits)",
+        help="refuse (exit 10) unless the provenance names this commit (7+ hex digits)",
     )  # fmt: skip
     parser.add_argument(
         "--builder", metavar="ID",
-        help="refuse (exit 10) unless the signed provenance names this builder.id",
+        help="refuse (exit 10) unless the provenance names this builder.id",
     )  # fmt: skip
 
 
@@ -79,14 +89,41 @@ def execute(args: argparse.Namespace) -> int:
         authfile=args.authfile or None,
     )  # fmt: skip
     trust = config.trust_of(settings, args.cert_dir)
+    expected = attest.Expected(args.source_uri, args.source_commit, args.builder)
+    if not args.key:
+        return _unsigned(destination, digest, reference, trust, credentials, expected)
     signed, count = verifying.verify(reference, args.key, destination.registry, trust, credentials)
     # the provenance of the digest the signatures vouch for, checked before anything is said
     pinned = f"{destination.registry.host}/{destination.repository}@{signed}"
     statements = attest.verify(pinned, args.key, destination.registry, trust, credentials)
-    expected = attest.Expected(args.source_uri, args.source_commit, args.builder)
     provenance = attest.check(statements, signed, expected)
     print(f"Verified {reference}: signed by {args.key}"
           f" ({count} signature{'s' if count != 1 else ''})")  # fmt: skip
     print(f"Digest: {signed}")
     print(f"Provenance: {provenance}")
+    return 0
+
+
+def _unsigned(
+    destination: Destination,
+    digest: str,
+    reference: str,
+    trust: TlsTrust,
+    credentials: Credentials | None,
+    expected: attest.Expected,
+) -> int:
+    """No --key: the unsigned provenance found through the referrers API or tag schema."""
+    from idpwrap.sign import attest, unsigned
+
+    found, statements, how = unsigned.statements(
+        destination.registry, destination.repository, digest or destination.tag, trust,
+        credentials,
+    )  # fmt: skip
+    if not statements:
+        raise unsigned.none_attached(reference, found)
+    provenance = attest.check(statements, found, expected)
+    print(f"Unsigned provenance of {reference}: no --key, so nothing says who made the image"
+          " (anyone who may push there may replace it)")  # fmt: skip
+    print(f"Digest: {found}")
+    print(f"Provenance: UNSIGNED {provenance} (found through the {how})")
     return 0

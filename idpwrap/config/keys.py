@@ -29,6 +29,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "format": ("BUILDAH_FORMAT", "format"),
     "sign_by_sigstore_private_key": ("IDPWRAP_SIGN_BY_SIGSTORE_PRIVATE_KEY", "path"),
     "platform": ("IDPWRAP_PLATFORM", "platforms"),
+    # push: attach the build's provenance (unsigned without a signing key)
+    "provenance": ("IDPWRAP_PROVENANCE", "bool"),
     # push: ask the registry what the tag serves first, and skip the copy when it is the image
     "up_to_date_check": ("IDPWRAP_UP_TO_DATE_CHECK", "bool"),
     # push: seconds each question about a tag may take before the push goes on without it

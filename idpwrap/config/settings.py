@@ -162,6 +162,8 @@ class Config:
             return "oci"
         if key == "up_to_date_check":
             return True
+        if key == "provenance":
+            return False
         if key == "tag_lookup_timeout":
             return DEFAULT_TAG_LOOKUP_TIMEOUT
         return None
@@ -231,6 +233,7 @@ def effective_settings(
     settings["format"] = config.setting("format")
     settings["sign_by_sigstore_private_key"] = config.setting("sign_by_sigstore_private_key")
     settings["platform"] = config.setting("platform")
+    settings["provenance"] = config.setting("provenance")
     settings["up_to_date_check"] = config.setting("up_to_date_check")
     settings["tag_lookup_timeout"] = config.setting("tag_lookup_timeout")
     settings["cache"] = config.setting("cache")

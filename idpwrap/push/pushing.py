@@ -88,7 +88,9 @@ def run(
             if request.signer is not None:
                 repository = f"{registry.host}/{destination.repository}"
                 _attest(store, image, whole, request, repository, registry, credentials, notice)
-            return result
+            attached = _unsigned(store, image, whole, request, registry, destination, credentials,
+                                 notice)  # fmt: skip
+            return result._replace(provenance=attached)
         log.info("pushing %s (%s) to %s", image.ref, image.digest, destination.reference)
         log.debug("TLS of %s: %s", registry.host, request.tls.describe())
 
@@ -152,7 +154,33 @@ def run(
                 notice,
             )  # fmt: skip
             _attest(store, image, whole, request, repository, registry, credentials, notice)
-        return PushResult(destination.reference, pushed_digest, size, False, served)
+        attached = _unsigned(store, image, whole, request, registry, destination, credentials,
+                             notice)  # fmt: skip
+        return PushResult(destination.reference, pushed_digest, size, False, served, attached)
+
+
+def _unsigned(
+    store: Store,
+    image: StoredImage,
+    whole: bool,
+    request: PushRequest,
+    registry: Registry,
+    destination: Destination,
+    credentials: creds.Credentials | None,
+    notice: Callable[[str], None],
+) -> tuple[str, ...] | None:
+    """--provenance without a signer: the stored provenance attached unsigned (push/
+    provenance.py). With a signer the signed attestation already is the provenance."""
+    if not request.provenance:
+        return None
+    if request.signer is not None:
+        log.info("--provenance: the signed attestation (.att) carries the provenance")
+        return None
+    from idpwrap.push.provenance import attach_unsigned
+
+    return attach_unsigned(
+        store, image, whole, registry, destination.repository, request.tls, credentials, notice
+    )
 
 
 def _attest(

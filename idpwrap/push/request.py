@@ -32,8 +32,8 @@ class PushRequest(
     namedtuple(
         "PushRequest",
         "source destination registry owner tls retry username password authfile signer platform"
-        " up_to_date_check lookup_timeout",
-        defaults=(None, None, None, TlsTrust(), 3, None, None, None, None, None, True, 5.0),
+        " up_to_date_check lookup_timeout provenance",
+        defaults=(None, None, None, TlsTrust(), 3, None, None, None, None, None, True, 5.0, False),
     )
 ):
     """What the user asked for; the password only ever comes from stdin or the environment."""
@@ -52,13 +52,18 @@ class PushRequest(
     platform: str | None  # of a multi-platform image, push only this child
     up_to_date_check: bool  # ask the registry first; skopeo is not started if it has the image
     lookup_timeout: float  # seconds for each request asking the registry what a tag serves
+    provenance: bool  # attach the stored provenance (unsigned without a signer)
 
     def __repr__(self) -> str:
         return f"PushRequest(source={self.source!r}, destination={self.destination!r})"
 
 
 class PushResult(
-    namedtuple("PushResult", "reference digest size up_to_date tag_digest", defaults=(False, ""))
+    namedtuple(
+        "PushResult",
+        "reference digest size up_to_date tag_digest provenance",
+        defaults=(False, "", None),
+    )
 ):
     __slots__ = ()
     reference: str
@@ -66,6 +71,8 @@ class PushResult(
     size: int
     up_to_date: bool  # the registry already served it: nothing was copied
     tag_digest: str  # what the tag serves after the push; another digest: a racing push moved it
+    # with --provenance and no signer: the provenance artifacts in the registry (HOST/REPO@...)
+    provenance: tuple[str, ...] | None
 
     @property
     def moved(self) -> bool:

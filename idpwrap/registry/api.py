@@ -76,7 +76,8 @@ class _Response:
 
 
 class Client:
-    """Plain GETs against one registry, turning network and TLS failures into our errors."""
+    """Plain requests against one registry (GET and HEAD; a body for an upload), turning
+    network and TLS failures into our errors."""
 
     def __init__(
         self,
@@ -97,12 +98,13 @@ class Client:
         *,
         method: str = "GET",
         headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> _Response:
         import urllib.error
         import urllib.request
 
         request = urllib.request.Request(
-            url, method=method, headers={"User-Agent": "idpwrap", **(headers or {})}
+            url, data=data, method=method, headers={"User-Agent": "idpwrap", **(headers or {})}
         )
         if authorization:
             request.add_unredirected_header("Authorization", authorization)

@@ -191,6 +191,34 @@ def statement(store: Store, digest: str) -> bytes | None:
     return None
 
 
+def artifact(store: Store, digest: str) -> tuple[bytes, dict[str, bytes]] | None:
+    """The provenance artifact kept for the manifest ``digest``: its manifest's bytes (so that
+    a registry gets the digest the store has) and its blobs by digest; None without one."""
+    for entry in store.read_index()["manifests"]:
+        if not is_referrer(entry):
+            continue
+        manifest = _read(store.blob_dir, str(entry["digest"]))
+        if not manifest or (manifest.get("subject") or {}).get("digest") != digest:
+            continue
+        try:
+            data = store.blob_path(str(entry["digest"])).read_bytes()
+            parts = [manifest.get("config"), *(manifest.get("layers") or [])]
+            blobs = {str(part["digest"]): store.blob_path(str(part["digest"])).read_bytes()
+                     for part in parts if isinstance(part, dict)}  # fmt: skip
+        except (OSError, KeyError):
+            return None
+        return data, blobs
+    return None
+
+
+def pushed_digests(store: Store, image: StoredImage, whole: bool) -> list[str]:
+    """The manifests a push copies: the image; of a whole index, its children, then it."""
+    if not whole:
+        return [image.digest]
+    children = sorted(reached(store.blob_dir, [image.descriptor]) - {image.digest})
+    return [*children, image.digest]
+
+
 def statements(store: Store, image: StoredImage, whole: bool) -> dict[str, bytes]:
     """digest -> statement for what a push copies: the image, or an index and its children."""
     digests = [image.digest]

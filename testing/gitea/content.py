@@ -4,7 +4,11 @@ Sources (tag v1.24.3): routers/api/packages/container/container.go (InitiateUplo
 UploadBlob, EndUploadBlob, UploadManifest, GetTagList with its n/last pages and Link,
 DeleteManifest),
 routers/api/packages/container/manifest.go (processImageManifest, processImageManifestIndex,
-tags stored lowercased), routers/api/packages/container/errors.go (codes and statuses).
+tags stored lowercased), routers/api/packages/container/errors.go (codes and statuses),
+modules/packages/container/metadata.go (ParseImageConfig). Gitea has no referrers route:
+``GET /v2/<image>/referrers/<digest>`` matches none and is a 404; an artifact manifest
+(``artifactType``, ``subject``) is stored as any image manifest, and an index under a tag may
+list it once it is in the image (the referrers tag schema works).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from testing.gitea.model import (
     DIGEST,
+    HELM_CONFIG_TYPE,
     IMAGE_INDEX_TYPES,
     IMAGE_MANIFEST_TYPES,
     MAX_MANIFEST_SIZE,
@@ -314,6 +319,9 @@ class Content:
             problem = self.check_index(manifest)
         else:
             problem = (400, "MANIFEST_INVALID")
+        if problem == (500, "INTERNAL"):
+            self.plain(500, "Internal Server Error\n")
+            return
         if problem:
             self.named_error(*problem)
             return
@@ -346,7 +354,28 @@ class Content:
                 return 404, "BLOB_UNKNOWN"
             if size != descriptor.get("size"):
                 return 400, "SIZE_INVALID"
+        if not self.config_parses(manifest.get("config") or {}):
+            return 500, "INTERNAL"
         return None
+
+    def config_parses(self, config: dict) -> bool:
+        """container_module.ParseImageConfig: a Helm config by its media type, any other as
+        an OCI image config (json.Decoder into oci.Image: empty input, ``{}`` and ``null``
+        pass, a JSON value of another shape or no JSON fails the upload with HTTP 500). So an
+        artifact's config may have any media type; the empty descriptor's ``{}`` passes."""
+        if str(config.get("mediaType", "")).lower() == HELM_CONFIG_TYPE:
+            return True
+        status, _, body = self.backend("GET", f"/v2/{self.repo}/blobs/{config.get('digest')}")
+        if status != 200:
+            return False
+        text = body.decode("utf-8", "replace").lstrip()
+        if not text:
+            return True
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text)
+        except ValueError:
+            return False
+        return value is None or isinstance(value, dict)
 
     def check_index(self, index: dict) -> tuple[int, str] | None:
         """processImageManifestIndex: children are image manifests already in this image."""

@@ -34,6 +34,8 @@ IMAGE_INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
+# modules/packages/container/helm: the one config type not parsed as an image config
+HELM_CONFIG_TYPE = "application/vnd.cncf.helm.config.v1+json"
 # ingress-nginx's answer to a body over proxy-body-size (nginx's built-in error page).
 NGINX_413 = (
     b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"

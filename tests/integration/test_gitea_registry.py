@@ -323,6 +323,45 @@ def test_manifest_rules(gitea_registry) -> None:
     assert (answer.status, answer.code()) == (400, "MANIFEST_INVALID")
 
 
+def test_artifacts_and_the_referrers_tag_schema(gitea_registry) -> None:
+    """manifest.go processImageManifest (any artifactType; the config parsed by
+    metadata.go ParseImageConfig), api.go (no referrers route): the tag schema's index works."""
+    gitea, auth = gitea_registry, admin(gitea_registry)
+    repo = "giteaadmin/artifacts"
+    image = image_manifest(gitea, repo, auth)
+    assert put_manifest(gitea, repo, "v1", image, auth).status == 201
+    statement = b'{"_type":"https://in-toto.io/Statement/v1"}'
+
+    def artifact(config: bytes, config_type: str) -> bytes:
+        return json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.in-toto+json",
+            "config": {"mediaType": config_type, "digest": upload(gitea, repo, config, auth),
+                       "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.in-toto+json",
+                        "digest": upload(gitea, repo, statement, auth), "size": len(statement)}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": digest_of(image), "size": len(image)},
+        }).encode()  # fmt: skip
+
+    not_json = artifact(b"not json", "application/vnd.example.config")
+    answer = put_manifest(gitea, repo, digest_of(not_json), not_json, auth)
+    assert answer.status == 500  # Gitea parses every non-Helm config as an image config
+    empty = artifact(b"{}", "application/vnd.oci.empty.v1+json")
+    answer = put_manifest(gitea, repo, digest_of(empty), empty, auth)
+    assert answer.status == 201 and answer.headers["docker-content-digest"] == digest_of(empty)
+    assert call(gitea, "GET", f"/v2/{repo}/manifests/{digest_of(empty)}", auth=auth).body == empty
+    referrers = call(gitea, "GET", f"/v2/{repo}/referrers/{digest_of(image)}", auth=auth)
+    assert referrers.status == 404
+    entry = {"mediaType": OCI_MANIFEST, "digest": digest_of(empty), "size": len(empty),
+             "artifactType": "application/vnd.in-toto+json"}  # fmt: skip
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})
+    tag = "sha256-" + digest_of(image)[7:]
+    assert put_manifest(gitea, repo, tag, index.encode(), auth, OCI_INDEX).status == 201
+    assert json.loads(call(gitea, "GET", f"/v2/{repo}/manifests/{tag}", auth=auth).body) == (
+        json.loads(index)
+    )
+
+
 def test_body_over_the_ingress_limit_gets_nginx_html(small_gitea_registry) -> None:
     """ingress-nginx: proxy-body-size (client_max_body_size) answers nginx's own 413 page."""
     gitea, auth = small_gitea_registry, admin(small_gitea_registry)

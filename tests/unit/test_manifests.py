@@ -12,7 +12,7 @@ from idpwrap.creds.credentials import Credentials
 from idpwrap.errors import EXIT_TAG_MOVED, TagMoved
 from idpwrap.push.request import PushResult, digestfile_text
 from idpwrap.refs import Registry
-from idpwrap.registry import api, manifests
+from idpwrap.registry import api, keptclient, manifests
 from idpwrap.tls import TlsTrust
 
 DIGEST = "sha256:" + "ab" * 32
@@ -57,7 +57,7 @@ class FakeClient:
         self.asked: list[tuple[str, str, str | None]] = []
         self.registry = Registry("registry.example:5000")
 
-    def get(self, url, authorization=None, *, method="GET", headers=None):
+    def get(self, url, authorization=None, *, method="GET", headers=None, data=None):
         self.asked.append((method, url, authorization))
         status, answer_headers = self.answers.pop(0)
         return api._Response(status, answer_headers, b'{"token": "T0KEN"}')
@@ -231,7 +231,7 @@ def test_a_chunked_answer_and_repeated_headers_are_read_whole() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         host = f"127.0.0.1:{server.server_address[1]}"
-        client = manifests.KeptClient(Registry(host, plain_http=True), None, 5)
+        client = keptclient.KeptClient(Registry(host, plain_http=True), None, 5)
         for _ in range(2):  # the second on the same connection: the first was read to its end
             answer = client.get(f"http://{host}/token?scope=x")
             assert answer.status == 200 and answer.body == b'{"token": "T0KEN"}'
@@ -249,7 +249,7 @@ def test_a_chunked_answer_and_repeated_headers_are_read_whole() -> None:
      ("[::1]:8443", ("::1", 8443)), ("[::1]", ("::1", 443))],
 )  # fmt: skip
 def test_host_and_port(netloc, expected) -> None:
-    assert manifests._host_and_port(netloc, 443) == expected
+    assert keptclient.host_and_port(netloc, 443) == expected
 
 
 def test_a_handshake_the_lazily_read_cas_fail_is_tried_with_the_whole_bundle(monkeypatch):
@@ -262,7 +262,7 @@ def test_a_handshake_the_lazily_read_cas_fail_is_tried_with_the_whole_bundle(mon
             self.context = context
             made.append(context)
 
-        def get(self, url, authorization=None, *, method="GET", headers=None):
+        def get(self, url, authorization=None, *, method="GET", headers=None, data=None):
             if self.context == "lazy":
                 raise TlsNotTrusted("the TLS certificate of registry.example is not trusted")
             return api._Response(200, {"Docker-Content-Digest": DIGEST}, b"")
