@@ -34,6 +34,12 @@ class Headers(dict):  # type: ignore[type-arg]
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return super().get(name.lower(), default)
 
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())  # type: ignore[no-any-return]
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name.lower() if isinstance(name, str) else name)
+
 
 class KeptClient(api.Client):
     """``api.Client.get`` as HTTP/1.1 on kept-alive sockets, one per scheme and host: the

@@ -186,13 +186,15 @@ class TagReader:
         answer = self.client.get(url, self.authorization, method=method, headers=headers, data=data)
         if answer.status != 401:
             return answer
-        authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""), write)
+        # A token for what the request does: distribution's token auth grants per action.
+        actions = "pull,push,delete" if method == "DELETE" else "pull,push" if write else "pull"
+        authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""), actions)
         if authorization is None or authorization == self.authorization:
             return answer
         self.authorization = authorization
         return self.client.get(url, authorization, method=method, headers=headers, data=data)
 
-    def _authorize(self, header: str, write: bool = False) -> str | None:
+    def _authorize(self, header: str, actions: str = "pull") -> str | None:
         """The Authorization answering the challenge in ``header``, as skopeo answers it."""
         assert self.client is not None
         schemes = {challenge.scheme: challenge for challenge in api.parse_challenges(header)}
@@ -205,9 +207,8 @@ class TagReader:
         if "bearer" in schemes:
             challenge = schemes["bearer"]
             scope = challenge.params.get("scope")
-            if not scope or (write and scope != "*" and not scope.endswith("push")):
+            if not scope or (actions != "pull" and scope != "*" and not scope.endswith(actions)):
                 # distribution names the scope of the refused request; Gitea says "*"
-                actions = "pull,push" if write else "pull"
                 challenge.params["scope"] = f"repository:{self.repository}:{actions}"
             return f"Bearer {api.request_token(self.client, challenge, username, secret)}"
         if "basic" in schemes and username:

@@ -2,11 +2,12 @@
 and TLS trust: its tags (every page, by the ``Link`` headers), a manifest or blob read, a
 manifest deleted by digest, a small blob and a manifest written.
 
-Authentication is api.py's (the /v2/ challenge, Basic, or a token from the Bearer realm): the
-first request goes without credentials, its 401 names how. A Bearer token is asked for with the
-scope ``repository:NAME:pull,push,delete`` where the registry names a repository scope
-(distribution's token auth); Gitea names ``*`` and decides by the account and the token's own
-scopes (``write:package`` for a delete or a write, ``read:package`` for a read).
+Requests and authentication are the push's own (``manifests.TagReader.request`` over the kept
+HTTP/1.1 client): the first request goes without credentials, its 401 names how; a Bearer
+token is asked for with the actions the request needs (``pull``, ``pull,push``,
+``pull,push,delete``) where the registry names a repository scope (distribution's token auth);
+Gitea names ``*`` and decides by the account and the token's own scopes (``write:package`` for
+a delete or a write, ``read:package`` for a read). Small writes are referrers.py's.
 
 Pagination: distribution sends ``Link: </v2/NAME/tags/list?n=N&last=TAG>; rel="next"`` while
 there are more tags; Gitea 1.24.3 (GetTagList) sends one whenever the page held any tag, so the
@@ -18,24 +19,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import NamedTuple
 
-from idpwrap import log
 from idpwrap.errors import AuthFailed, RegistryError
-from idpwrap.registry import api
-from idpwrap.registry.manifests import MANIFEST_TYPES
+from idpwrap.registry import referrers
+from idpwrap.registry.manifests import MANIFEST_TYPES, TagReader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from idpwrap.creds.credentials import Credentials
     from idpwrap.refs import Registry
+    from idpwrap.registry import api
     from idpwrap.tls import TlsTrust
 
 TIMEOUT_SECONDS = 30.0
 NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+PAGE_SIZE = 1000
 MAX_PAGES = 10_000  # a registry that keeps answering "next" with the same page is cut off
 
 
@@ -63,8 +63,7 @@ class Repository:
         self.registry = registry
         self.name = name
         self.credentials = credentials
-        self.client = api.client_for(registry, trust, timeout)
-        self.authorization: str | None = None
+        self.reader = TagReader(registry, name, credentials, trust, timeout)
 
     def where(self) -> str:
         return f"{self.registry.host}/{self.name}"
@@ -77,66 +76,31 @@ class Repository:
         headers: dict[str, str] | None = None,
     ) -> api._Response:
         """One request (a path under the registry or a full URL), authenticated on a 401."""
-        answer = self._send(method, path, body, headers)
-        if answer.status == 401:
-            self.authorization = self._authorize(answer.headers.get("WWW-Authenticate", ""))
-            answer = self._send(method, path, body, headers)
+        write = method not in ("GET", "HEAD")
+        answer = self.reader.request(method, path, headers=headers, data=body, write=write)
         if answer.status == 401:
             who = self.credentials.username if self.credentials else "anonymous"
+            if self.credentials is not None and self.credentials.identity_token:
+                raise AuthFailed(
+                    f"the credentials for {self.registry.host} are an identity token, which"
+                    " only skopeo exchanges: give a username and password or token (-u,"
+                    " GITEA_TOKEN)"
+                )
             raise AuthFailed(
                 f"{self.registry.host} refused {method} on {self.name} for {who}: check the"
                 " credentials (a Gitea token needs write:package to delete or write)"
             )
         return answer
 
-    def _send(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None
-    ) -> api._Response:
-        url = path if "://" in path else f"{self.registry.url}{path}"
-        if body is None:
-            return self.client.get(url, self.authorization, method=method, headers=headers)
-        request = urllib.request.Request(
-            url, data=body, method=method, headers={"User-Agent": "idpwrap", **(headers or {})}
-        )
-        if self.authorization:
-            request.add_unredirected_header("Authorization", self.authorization)
-        log.debug("%s %s (%d bytes)", method, url, len(body))
-        try:
-            with self.client.opener.open(request, timeout=self.client.timeout) as response:
-                return api._Response(response.status, response.headers, response.read(1 << 16))
-        except urllib.error.HTTPError as error:
-            with error:
-                return api._Response(error.code, error.headers, error.read(1 << 16))
-        except urllib.error.URLError as error:
-            raise self.client._explain(url, error.reason) from None
-        except (OSError, ValueError) as error:
-            raise self.client._explain(url, error) from None
-
-    def _authorize(self, header: str) -> str | None:
-        schemes = {challenge.scheme: challenge for challenge in api.parse_challenges(header)}
-        credentials = self.credentials
-        if credentials is not None and credentials.identity_token:
-            raise AuthFailed(
-                f"the credentials for {self.registry.host} are an identity token, which only"
-                " skopeo exchanges: give a username and password or token (-u, GITEA_TOKEN)"
-            )
-        username = credentials.username if credentials else None
-        secret = credentials.secret if credentials else None
-        if "bearer" in schemes:
-            challenge = schemes["bearer"]
-            scope = challenge.params.get("scope", "")
-            if not scope or scope.startswith("repository:"):
-                challenge.params["scope"] = f"repository:{self.name}:pull,push,delete"
-            return f"Bearer {api.request_token(self.client, challenge, username, secret)}"
-        if "basic" in schemes and username:
-            return api.basic_authorization(username, secret or "")
-        return None
+    def close(self) -> None:
+        self.reader.close()
 
     def tags(self) -> list[str]:
         """Every tag, following ``Link: <...>; rel="next"`` until a page has none or is empty;
         [] for a repository the registry does not have."""
         found: list[str] = []
-        path = f"/v2/{self.name}/tags/list"
+        # Pages of a thousand: one answer stays far below what the client reads of a body.
+        path = f"/v2/{self.name}/tags/list?n={PAGE_SIZE}"
         for _ in range(MAX_PAGES):
             answer = self.request("GET", path)
             if answer.status == 404:
@@ -206,38 +170,11 @@ class Repository:
     def put_blob(self, data: bytes) -> str:
         """A small blob uploaded whole (POST, then PUT ?digest=); its digest."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        head = self.request("HEAD", f"/v2/{self.name}/blobs/{digest}")
-        if head.status == 200:
-            return digest
-        started = self.request("POST", f"/v2/{self.name}/blobs/uploads/", b"")
-        location = started.headers.get("Location", "") if started.status == 202 else ""
-        if not location:
-            raise RegistryError(
-                f"{self.registry.host} answered a blob upload to {self.name} with HTTP"
-                f" {started.status}"
-            )
-        location = urllib.parse.urljoin(f"{self.registry.url}/v2/", location)
-        separator = "&" if "?" in location else "?"
-        done = self.request(
-            "PUT", f"{location}{separator}digest={digest}", data,
-            {"Content-Type": "application/octet-stream"},
-        )  # fmt: skip
-        if done.status != 201:
-            raise RegistryError(
-                f"{self.registry.host} answered a blob upload to {self.name} with HTTP"
-                f" {done.status}"
-            )
+        referrers.upload_blob(self.reader, digest, data)
         return digest
 
     def put_manifest(self, tag: str, media_type: str, body: bytes) -> str:
-        answer = self.request(
-            "PUT", f"/v2/{self.name}/manifests/{tag}", body, {"Content-Type": media_type}
-        )
-        if answer.status != 201:
-            raise RegistryError(
-                f"{self.registry.host} answered a manifest PUT to {self.name}:{tag} with HTTP"
-                f" {answer.status} ({_error_code(answer.body) or 'no error code'})"
-            )
+        referrers.put_manifest(self.reader, tag, body, media_type)
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
