@@ -129,7 +129,32 @@ def reason(step_text: str, error: str, names: Mapping[str, str]) -> str:
         if missing.group(2) and "filtered out" in error:
             return f"{keyword} source {source} is excluded by .dockerignore"
         return f"{keyword} source {source} is not in the context (or is ignored by .dockerignore)"
+    if keyword == "FROM":
+        hint = pull_hint(error)
+        if hint:
+            return f"{shown(step_text)}: {hide_internal_names(error, names)}; {hint}"
     return f"{shown(step_text)}: {hide_internal_names(error, names)}"
+
+
+# containers/image's words for a registry's 401 or 403 (never a local "permission denied").
+PULL_REFUSED_WORDS = (
+    "authentication required", "unauthorized", "access to the resource is denied",
+    "insufficient_scope",
+)  # fmt: skip
+PULL_UNTRUSTED_WORDS = ("x509:", "certificate signed by unknown authority", "tls: ")
+
+
+def pull_hint(error: str) -> str | None:
+    """What to do when a registry refused to give a FROM image, or its TLS was not trusted."""
+    lowered = error.lower()
+    if any(words in lowered for words in PULL_REFUSED_WORDS):
+        return (
+            "give credentials for that registry as for a push (GITEA_USERNAME and GITEA_TOKEN,"
+            " REGISTRY_USERNAME and REGISTRY_PASSWORD, --authfile, or idpwrap login HOST)"
+        )
+    if any(words in lowered for words in PULL_UNTRUSTED_WORDS):
+        return "trust that registry as for a push: --ca-file PEM, --cert-dir DIR or --insecure"
+    return None
 
 
 def has_reason(output_lines: Sequence[str]) -> bool:

@@ -102,6 +102,7 @@ def test_without_credentials_the_pull_is_refused_in_one_line(tmp_path, registry)
     assert len(errors) == 1, result.describe()
     assert f"Containerfile:1: FROM {reference}" in errors[0], errors
     assert "authentication required" in errors[0], errors  # 1.28 adds "unauthorized: "
+    assert "give credentials for that registry as for a push" in errors[0], errors
 
 
 def test_a_pulled_base_is_not_asked_for_again(tmp_path, fresh_registry):

@@ -128,3 +128,31 @@ def test_an_unnamed_commit_into_buildahs_storage_shows_the_tags():
     show("STEP 2/2: COPY app.txt /app.txt\nCOMMIT\n--> 3f2a\n")
     show.flush()
     assert "".join(shown).endswith("COMMIT two:1\n--> 3f2a\n")
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (
+            "creating build container: initializing source docker://127.0.0.1:5000/o/base:v1:"
+            " reading manifest v1 in 127.0.0.1:5000/o/base: authentication required",
+            "give credentials for that registry as for a push",
+        ),
+        (
+            "creating build container: initializing source docker://127.0.0.1:5000/o/base:v1:"
+            ' pinging container registry 127.0.0.1:5000: Get "https://127.0.0.1:5000/v2/":'
+            " tls: failed to verify certificate: x509: certificate signed by unknown authority",
+            "trust that registry as for a push: --ca-file PEM",
+        ),
+    ],
+)
+def test_a_refused_or_untrusted_from_pull_says_what_to_give(error, hint):
+    lines = [
+        "STEP 1/2: FROM 127.0.0.1:5000/o/base:v1",
+        f'Error: building at STEP "FROM 127.0.0.1:5000/o/base:v1": {error}',
+    ]
+    text = "FROM 127.0.0.1:5000/o/base:v1\nCOPY a /a\n"
+    summary = buildlog.failure_summary(lines, 125, "Containerfile", text)
+    assert summary.startswith("Containerfile:1: FROM 127.0.0.1:5000/o/base:v1: ")
+    assert hint in summary
+    assert "\n" not in summary
