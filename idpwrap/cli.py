@@ -201,6 +201,29 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# The options every command takes; podman users write them before the command too.
+COMMON_FLAGS = ("-v", "--verbose", "--debug")
+COMMON_WITH_VALUE = ("--store",)
+
+
+def common_options_after_command(arguments: list[str]) -> list[str]:
+    """``idpwrap --debug build ...`` read as ``idpwrap build --debug ...``: the common options
+    given before the command are moved behind it, where its parser declares them."""
+    leading: list[str] = []
+    rest = list(arguments)
+    while rest:
+        word = rest[0]
+        if word in COMMON_FLAGS or (word.split("=", 1)[0] in COMMON_WITH_VALUE and "=" in word):
+            leading.append(rest.pop(0))
+        elif word in COMMON_WITH_VALUE and len(rest) > 1:
+            leading += [rest.pop(0), rest.pop(0)]
+        else:
+            break
+    if not leading or not rest or rest[0] not in COMMANDS:
+        return arguments
+    return [rest[0], *leading, *rest[1:]]
+
+
 def unrecognized(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
     """argparse's message, with the closest known option for a mistyped one."""
     message = f"unrecognized arguments: {' '.join(extras)}"
@@ -279,6 +302,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     log.start_timing()
     from idpwrap.errors import EXIT_FAILED, EXIT_INTERRUPTED, IdpwrapError
 
+    arguments = common_options_after_command(arguments)
     selected = arguments[0] if arguments and arguments[0] in COMMANDS else None
     args = build_parser(selected).parse_args(arguments)
     log.configure(args.verbose, args.debug)

@@ -387,3 +387,27 @@ def test_rmi_invalid_name(capsys, seeded):
     code, _, err = run(capsys, "rmi", "--store", str(seeded.root), "MyApp")
     assert code == 2
     assert_one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    ("given", "read_as"),
+    [
+        (["--debug", "images"], ["images", "--debug"]),
+        (["-v", "--store", "/s", "push", "a:v1"], ["push", "-v", "--store", "/s", "a:v1"]),
+        (["--store=/s", "--verbose", "rmi", "x"], ["rmi", "--store=/s", "--verbose", "x"]),
+        (["images", "--debug"], ["images", "--debug"]),
+        (["--debug"], ["--debug"]),
+        (["--debug", "nosuch"], ["--debug", "nosuch"]),
+        (["--store"], ["--store"]),
+    ],
+)
+def test_common_options_before_the_command_are_read_as_podman_reads_them(given, read_as):
+    from idpwrap.cli import common_options_after_command
+
+    assert common_options_after_command(given) == read_as
+
+
+def test_a_store_given_before_the_command_is_used(capsys, tmp_path):
+    store = tmp_path / "before"
+    assert main(["--store", str(store), "images", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
