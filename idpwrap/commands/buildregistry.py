@@ -10,6 +10,7 @@ import os
 from idpwrap import log
 from idpwrap.build.request import CacheRequest
 from idpwrap.commands import pushargs as push_command
+from idpwrap.commands import shared
 from idpwrap.errors import UsageError
 
 TYPE_CHECKING = False
@@ -127,7 +128,7 @@ def cache_request(
         ttl=ttl,
         tls=tls,
         username=args.username,
-        password=push_command.read_password(args, "build"),
+        password=shared.read_password(args, "build"),
         authfile=args.authfile or None,
         retry=retry,
         pulls=tuple(pulls),
@@ -149,7 +150,7 @@ def _pulls_only(args: argparse.Namespace, pulls: Sequence[str]) -> CacheRequest 
     return CacheRequest(
         tls=config.trust_of(settings, args.cert_dir),
         username=args.username,
-        password=push_command.read_password(args, "build"),
+        password=shared.read_password(args, "build"),
         authfile=args.authfile or None,
         retry=settings["retry"].value,
         pulls=tuple(pulls),

@@ -7,11 +7,7 @@ import json
 import re
 import time
 
-from idpwrap.commands.shared import (
-    add_authfile_argument,
-    add_tls_arguments,
-    refuse_password_argument,
-)
+from idpwrap.commands.shared import add_credential_arguments, add_tls_arguments, read_password
 from idpwrap.errors import UsageError
 
 TYPE_CHECKING = False
@@ -52,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " file's registry, else idpbuilder's Gitea)",
     )  # fmt: skip
     add_tls_arguments(parser)
-    parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
-    refuse_password_argument(parser)
-    parser.add_argument(
-        "--password-stdin", action="store_true", help="read the password or token from stdin"
-    )
-    add_authfile_argument(parser)
+    add_credential_arguments(parser)
 
 
 def parse_age(text: str) -> float:
@@ -72,7 +63,6 @@ def parse_age(text: str) -> float:
 def execute(args: argparse.Namespace) -> int:
     from idpwrap.build import cachetrim
     from idpwrap.build.registrycache import parse_repository
-    from idpwrap.commands.pushargs import read_password
     from idpwrap.config import settings as config
     from idpwrap.creds import sources as creds
     from idpwrap.errors import DeleteRefused

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 
 from idpwrap.commands.shared import (
-    add_authfile_argument,
+    add_credential_arguments,
     add_tls_arguments,
     notice,
-    password_argument_refused,
-    refuse_password_argument,
+    read_password,
 )
 from idpwrap.errors import RegistryUnreachable, TagMoved, UsageError
 from idpwrap.push.pushing import push_all_tags, run
@@ -50,12 +49,7 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
         help="times skopeo retries a failed transfer (default: $IDPWRAP_RETRY, the config"
         " file's retry, else 3)",
     )  # fmt: skip
-    parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
-    refuse_password_argument(parser)
-    parser.add_argument(
-        "--password-stdin", action="store_true", help="read the password or token from stdin"
-    )
-    add_authfile_argument(parser)
+    add_credential_arguments(parser)
     parser.add_argument(
         "--digestfile", metavar="FILE",
         help="write the pushed digest to FILE (with --all-tags: REFERENCE DIGEST lines)",
@@ -121,23 +115,6 @@ def push_platform(text: str | None) -> str | None:
     if len(found) != 1:
         raise UsageError(f"--platform {text!r}: push takes one platform (or none: all of them)")
     return found[0]
-
-
-def read_password(args: argparse.Namespace, command: str = "push") -> str | None:
-    """--password-stdin's secret, read once however many registries a command talks to."""
-    import sys
-
-    if args.password_argument is not None:
-        raise UsageError(password_argument_refused(command))
-    if not args.password_stdin:
-        return None
-    if not hasattr(args, "password_read"):
-        if sys.stdin.isatty():
-            raise UsageError(
-                f'--password-stdin reads a pipe: echo "$TOKEN" | idpwrap {command} ...'
-            )
-        args.password_read = sys.stdin.read().rstrip("\r\n")
-    return args.password_read  # type: ignore[no-any-return]
 
 
 def prepare(

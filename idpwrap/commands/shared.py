@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 
+from idpwrap.errors import UsageError
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
@@ -69,6 +71,32 @@ def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--ca-file", metavar="PEM", help="trust this CA certificate")
     parser.add_argument("--cert-dir", metavar="DIR", help="trust the *.crt CA files in DIR")
+
+
+def add_credential_arguments(parser: argparse.ArgumentParser) -> None:
+    """-u, --password-stdin, --authfile (and the refused -p/--password): a command's own
+    credentials for a registry, before the other sources (creds/sources.py)."""
+    parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
+    refuse_password_argument(parser)
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password or token from stdin"
+    )
+    add_authfile_argument(parser)
+
+
+def read_password(args: argparse.Namespace, command: str = "push") -> str | None:
+    """--password-stdin's secret, read once however many registries a command talks to."""
+    if args.password_argument is not None:
+        raise UsageError(password_argument_refused(command))
+    if not args.password_stdin:
+        return None
+    if not hasattr(args, "password_read"):
+        if sys.stdin.isatty():
+            raise UsageError(
+                f'--password-stdin reads a pipe: echo "$TOKEN" | idpwrap {command} ...'
+            )
+        args.password_read = sys.stdin.read().rstrip("\r\n")
+    return args.password_read  # type: ignore[no-any-return]
 
 
 def add_authfile_argument(parser: argparse.ArgumentParser) -> None:

@@ -3,11 +3,7 @@ Without ``--key``: what does the unsigned provenance ``push --provenance`` attac
 
 from __future__ import annotations
 
-from idpwrap.commands.shared import (
-    add_tls_arguments,
-    password_argument_refused,
-    refuse_password_argument,
-)
+from idpwrap.commands.shared import add_credential_arguments, add_tls_arguments, read_password
 from idpwrap.errors import UsageError
 
 TYPE_CHECKING = False
@@ -34,12 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the registry when IMAGE names none (default: $IDPWRAP_REGISTRY, the config file)",
     )  # fmt: skip
     add_tls_arguments(parser)
-    parser.add_argument("-u", "--username", help="registry username (with --password-stdin)")
-    refuse_password_argument(parser)
-    parser.add_argument(
-        "--password-stdin", action="store_true", help="read the password or token from stdin"
-    )
-    parser.add_argument("--authfile", metavar="FILE", help="read credentials from this auth.json")
+    add_credential_arguments(parser)
     parser.add_argument(
         "--source-uri", metavar="URI",
         help="refuse (exit 10) unless the provenance names this source repository",
@@ -55,15 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    import sys
 
     from idpwrap.config import settings as config
     from idpwrap.creds import sources as creds
     from idpwrap.refs import destination_host, explicit_destination, parse_registry
     from idpwrap.sign import attest, verifying
 
-    if args.password_argument is not None:
-        raise UsageError(password_argument_refused("verify"))
+    password = read_password(args, "verify")
     insecure = config.insecure_flag(args.insecure, args.tls_verify)
     named = destination_host(args.image)
     settings = config.for_push(
@@ -79,11 +68,6 @@ def execute(args: argparse.Namespace) -> int:
         reference = f"{destination.registry.host}/{destination.repository}@{digest}"
     else:
         reference = destination.reference
-    password = None
-    if args.password_stdin:
-        if sys.stdin.isatty():
-            raise UsageError('--password-stdin reads a pipe: echo "$TOKEN" | idpwrap verify ...')
-        password = sys.stdin.read().rstrip("\r\n")
     credentials = creds.resolve(
         destination.registry.host, username=args.username, password=password,
         authfile=args.authfile or None,

@@ -85,7 +85,7 @@ class Client:
         context: ssl.SSLContext | None,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
-        import urllib.request  # here: a push's tag lookup uses only manifests.KeptClient
+        import urllib.request  # here: a push's requests use only keptclient.KeptClient
 
         self.registry = registry
         self.timeout = timeout
