@@ -12,6 +12,10 @@ from typing import Any
 
 from testing.paths import BUSYBOX
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from testing.cli import Cli
+
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MiB = 1024 * 1024
@@ -117,3 +121,21 @@ class Prebuilt:
     store: Path
     hello: LocalImage
     three: LocalImage
+
+
+# One COPY of a file per architecture: each child of the index differs from the other.
+TWO_PLATFORMS_CONTAINERFILE = (
+    "FROM scratch\nARG TARGETARCH\nCOPY arch-${TARGETARCH}.txt /arch.txt\n"
+)
+
+
+def build_two_platform_index(cli: Cli, directory: Path, tag: str) -> str:
+    """``tag`` built by ``cli`` for linux/amd64 and linux/arm64 (an index); its digest."""
+    directory.mkdir()
+    (directory / "Containerfile").write_text(TWO_PLATFORMS_CONTAINERFILE)
+    for arch in ("amd64", "arm64"):
+        (directory / f"arch-{arch}.txt").write_text(f"{arch}\n")
+    built = cli.run("build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", tag,
+                    str(directory), timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.describe()
+    return local_image(cli.store, tag).digest

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from testing.cli import Cli, make_cli
-from testing.images import local_image, make_context, read_blob_json
+from testing.images import build_two_platform_index, local_image, make_context, read_blob_json
 
 PASSPHRASE = "provenance passphrase " + secrets.token_hex(8)
 # Random per run, so that finding one anywhere means it leaked from this run.
@@ -33,7 +33,6 @@ APP = (
     "FROM base:v1\nARG VERSION\nARG API_TOKEN\nARG INTERNAL_NOTE\n"
     'RUN --mount=type=secret,id=token ["/bin/busybox", "true"]\nCOPY app.txt /app.txt\n'
 )
-TWO = "FROM scratch\nARG TARGETARCH\nCOPY arch-${TARGETARCH}.txt /arch.txt\n"
 PREDICATE = "https://slsa.dev/provenance/v1"
 
 pytestmark = pytest.mark.skipif(
@@ -272,15 +271,7 @@ def test_a_signed_push_attaches_what_cosign_and_verify_check(
 
 def test_a_two_platform_index_has_a_statement_per_child_and_its_own(world, registry, tmp_path):
     cli, _, keys = world
-    context = tmp_path / "two"
-    context.mkdir()
-    (context / "Containerfile").write_text(TWO)
-    for arch in ("amd64", "arm64"):
-        (context / f"arch-{arch}.txt").write_text(f"{arch}\n")
-    built = cli.run("build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", "two:v1",
-                    str(context), timeout=600)  # fmt: skip
-    assert built.returncode == 0, built.describe()
-    index = local_image(cli.store, "two:v1").digest
+    index = build_two_platform_index(cli, tmp_path / "two", "two:v1")
     children = {f"{c['platform']['os']}/{c['platform']['architecture']}": c["digest"]
                 for c in read_blob_json(cli.store, index)["manifests"]}  # fmt: skip
     top = provenance(cli, "two:v1")

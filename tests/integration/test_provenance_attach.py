@@ -11,11 +11,10 @@ import json
 import pytest
 
 from testing.cli import Cli, make_cli
-from testing.images import local_image, make_context, read_blob_json
+from testing.images import build_two_platform_index, local_image, make_context, read_blob_json
 from tests.integration.test_provenance import (
     BASE,
     PUBLIC_REMOTE,
-    TWO,
     build_app,
     git,
     make_source,
@@ -122,15 +121,7 @@ def test_attached_unsigned_through_the_tag_schema_once(world, request, registry_
 
 def test_the_config_key_and_a_two_platform_index(world, registry, tmp_path):
     cli, _ = world
-    context = tmp_path / "two"
-    context.mkdir()
-    (context / "Containerfile").write_text(TWO)
-    for arch in ("amd64", "arm64"):
-        (context / f"arch-{arch}.txt").write_text(f"{arch}\n")
-    built = cli.run("build", "-q", "--platform", "linux/amd64,linux/arm64", "-t", "two:v1",
-                    str(context), timeout=600)  # fmt: skip
-    assert built.returncode == 0, built.describe()
-    index = local_image(cli.store, "two:v1").digest
+    index = build_two_platform_index(cli, tmp_path / "two", "two:v1")
     children = {c["digest"]: ["--platform", f"linux/{c['platform']['architecture']}"]
                 for c in read_blob_json(cli.store, index)["manifests"]}  # fmt: skip
     client = registry.client()
