@@ -40,20 +40,27 @@ def push_overhead(bench: Bench) -> Figure:
         f"{bench.payload / 1e6:.0f} MB of shared libraries, {compressed / 1e6:.1f} MB compressed"
     )
 
-    def ours() -> float:
-        bench.fresh_registry()
-        return bench.idpwrap_push("bench:v1", "giteaadmin/bench")
-
-    def theirs() -> float:
-        bench.fresh_registry()
-        return bench.skopeo_push("bench:v1", "giteaadmin/bench")
-
-    mine, raw = alternate(bench.runs, ours, theirs)
+    mine, raw = fresh_pushes(bench, "bench:v1", "giteaadmin/bench")
     bench.raw["skopeo copy"] = raw
     return Figure(
         "`idpwrap push` / raw `skopeo copy` of the same stored image, fresh registry storage",
         mine, raw, "<= 1.05",
     )  # fmt: skip
+
+
+def fresh_pushes(bench: Bench, image: str, repository: str) -> tuple[list[float], list[float]]:
+    """``idpwrap push`` and raw ``skopeo copy`` of ``image``, alternating, each to empty
+    registry storage: (idpwrap's times, skopeo's)."""
+
+    def ours() -> float:
+        bench.fresh_registry()
+        return bench.idpwrap_push(image, repository)
+
+    def theirs() -> float:
+        bench.fresh_registry()
+        return bench.skopeo_push(image, repository)
+
+    return alternate(bench.runs, ours, theirs)
 
 
 def podman_push(bench: Bench) -> Figure | None:
@@ -153,15 +160,7 @@ def four_layer_push(bench: Bench) -> Figure:
     as its own blob, and newer skopeo may schedule them differently from 1.9's."""
     layers = len(bench.manifest("repush:v1")["layers"])
 
-    def ours() -> float:
-        bench.fresh_registry()
-        return bench.idpwrap_push("repush:v1", "giteaadmin/four")
-
-    def theirs() -> float:
-        bench.fresh_registry()
-        return bench.skopeo_push("repush:v1", "giteaadmin/four")
-
-    mine, raw = alternate(bench.runs, ours, theirs)
+    mine, raw = fresh_pushes(bench, "repush:v1", "giteaadmin/four")
     return Figure(
         f"`idpwrap push` / raw `skopeo copy` of a {layers}-layer image, fresh registry storage",
         mine, raw, "<= 1.05",
