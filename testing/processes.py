@@ -26,6 +26,15 @@ class ProcessInfo:
         return [part.decode(errors="replace") for part in self.cmdline.split(b"\0") if part]
 
 
+def is_the_root_itself(info: ProcessInfo, root: ProcessInfo | None) -> bool:
+    """``info`` is the root process, or a child it forked that has not exec'd its program yet:
+    same command line, a copy of the root's memory and environment (posix_spawn's or fork's
+    child in the instant before exec). A sweep for secrets counts both as the root's own."""
+    if root is None:
+        return False
+    return info.pid == root.pid or (info.ppid == root.pid and info.cmdline == root.cmdline)
+
+
 def _read_proc(pid: str, name: str) -> bytes | None:
     try:
         with open(f"/proc/{pid}/{name}", "rb") as handle:

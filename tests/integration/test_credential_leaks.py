@@ -32,7 +32,7 @@ from testing.credentials import (
     write_json,
 )
 from testing.images import MiB
-from testing.processes import StreamWatcher, processes
+from testing.processes import StreamWatcher, is_the_root_itself, processes
 
 pytestmark = pytest.mark.integration
 
@@ -119,17 +119,16 @@ class Sweeper:
         snapshot = list(processes())
         for _ in range(3):  # children, grandchildren (setpriv execs in place)
             family |= {info.pid for info in snapshot if info.ppid in family}
-        root_cmdline = next((info.cmdline for info in snapshot if info.pid == self.root_pid), None)
+        root = next((info for info in snapshot if info.pid == self.root_pid), None)
         for info in snapshot:
-            # A child idpwrap forked that has not exec'd its program yet is still idpwrap: same
-            # command line, a copy of idpwrap's environment (a sweep met one once, on sid's
-            # Python 3.14: "pid N (python) has the given auth in environ").
-            unexeced = info.ppid == self.root_pid and info.cmdline == root_cmdline
+            # the given auth is in idpwrap's own environment by the user's choice; a child
+            # idpwrap forked is idpwrap until it execs (a sweep met one once, on sid)
+            own = is_the_root_itself(info, root)
             for name, data in (("cmdline", info.cmdline), ("environ", info.environ)):
                 if self.secret in data:
                     where = "idpwrap itself" if info.pid == self.root_pid else f"pid {info.pid}"
                     self.leaks.append(f"{where} ({Path(info.argv[0]).name}) in its {name}")
-                if self.given and self.given in data and info.pid != self.root_pid and not unexeced:
+                if self.given and self.given in data and not own:
                     program = Path(info.argv[0]).name if info.argv else "?"
                     self.leaks.append(f"pid {info.pid} ({program}) has the given auth in {name}")
             if info.pid in family and info.argv and Path(info.argv[0]).name == "skopeo":

@@ -282,12 +282,12 @@ def sweep_for(secret: bytes, root_pid: int, leaks: set[str]) -> None:
     """Processes showing ``secret`` in their argv or environment, besides idpwrap itself and
     its children in the instant before exec (posix_spawn's child still shows the parent's
     memory: its argv and environment), which are idpwrap's own."""
-    from testing.processes import processes
+    from testing.processes import is_the_root_itself, processes
 
     snapshot = list(processes())
-    root = next((info.cmdline for info in snapshot if info.pid == root_pid), None)
+    root = next((info for info in snapshot if info.pid == root_pid), None)
     for info in snapshot:
-        if info.pid == root_pid or (root is not None and info.cmdline == root):
+        if is_the_root_itself(info, root):
             continue
         name = os.path.basename(info.argv[0]) if info.argv else "?"
         if name == "setpriv" and "cosign" in map(os.path.basename, info.argv):
