@@ -2,11 +2,14 @@
 
 A whole-build entry is a tag in the cache repository, ``REPO:idpwrap-build-<fingerprint>``
 (cache.py's 64 hex digits), on the very image the build made (a manifest, or the index of a
-multi-platform build, children included). A runner whose fingerprint finds the tag reads the
-manifest it names (``skopeo inspect --raw``: its SHA-256 is the entry's digest), then copies
-that digest, not the tag, into the store: a tag moved by another runner in between cannot give
-a different image, and skopeo checks the manifest and every blob against it. The store's copy
-must then hold exactly that digest, or the entry is ignored with a warning and buildah runs.
+multi-platform build, children included). A runner asks which digest the tag serves with one
+HEAD (registry/manifests.py, push's up-to-date check: no process started, so a miss costs a
+few milliseconds); when that cannot tell (an identity token, a proxy, a refusal, an answer
+without a digest or a known media type) it reads the manifest with ``skopeo inspect --raw``
+(its SHA-256 is the entry's digest), as it always did. It then copies that digest, not the
+tag, into the store: a tag moved by another runner in between cannot give a different image,
+and skopeo checks the manifest and every blob against it. The store's copy must then hold
+exactly that digest, or the entry is ignored with a warning and buildah runs.
 
 After a real build, the image is pushed under its entry tag. One build adds one such tag per
 cache repository (plus buildah's one tag per layer step, see docs/build.md).
@@ -30,6 +33,7 @@ from idpwrap import log
 from idpwrap.creds import sources as creds
 from idpwrap.errors import StoreError, UsageError
 from idpwrap.refs import Registry, looks_like_host, validate_name
+from idpwrap.registry import manifests
 from idpwrap.scratch import private_directory, remove_tree
 from idpwrap.tools import skopeo
 
@@ -43,6 +47,11 @@ ENTRY_PREFIX = "idpwrap-build-"
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+KNOWN_TYPES = (
+    *INDEX_TYPES,
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
 )
 # skopeo's words for a tag the registry does not have (docker-registry, Gitea).
 NO_ENTRY_MARKERS = ("manifest unknown", "not found", "name unknown", "statuscode: 404")
@@ -142,20 +151,30 @@ def fetch(
     reasons = []
     for repository in repositories:
         entry = f"{repository}:{entry_tag(fingerprint)}"
-        argv = skopeo.inspect_raw_argv(entry, access.authfile_fd, access.registry, access.tls, 0)
-        finished, raw = skopeo.run_quietly(argv, access.authfile_fd)
-        if finished.exit_code != 0:
-            reason = _reason(finished.stderr, finished.exit_code)
-            if any(marker in reason.lower() for marker in NO_ENTRY_MARKERS):
-                reasons.append(f"{repository} has no entry for this fingerprint")
-                continue
-            warn(f"the build cache {repository} cannot be read ({reason}): building without it")
-            return Lookup(None, None, f"{repository} cannot be read", False)
-        digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-        try:
-            media_type = json.loads(raw).get("mediaType", "")
-        except (ValueError, AttributeError):
-            media_type = ""
+        served = _served(access, repository, fingerprint)
+        if served.state == manifests.MISSING:
+            reasons.append(f"{repository} has no entry for this fingerprint")
+            continue
+        if served.state == manifests.FOUND:
+            digest, media_type = served.digest, served.media_type
+        else:
+            log.info("build cache: %s asked with skopeo (%s)", entry, served.reason)
+            argv = skopeo.inspect_raw_argv(
+                entry, access.authfile_fd, access.registry, access.tls, 0
+            )
+            finished, raw = skopeo.run_quietly(argv, access.authfile_fd)
+            if finished.exit_code != 0:
+                reason = _reason(finished.stderr, finished.exit_code)
+                if any(marker in reason.lower() for marker in NO_ENTRY_MARKERS):
+                    reasons.append(f"{repository} has no entry for this fingerprint")
+                    continue
+                warn(f"the build cache {repository} cannot be read ({reason}): building without it")
+                return Lookup(None, None, f"{repository} cannot be read", False)
+            digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+            try:
+                media_type = json.loads(raw).get("mediaType", "")
+            except (ValueError, AttributeError):
+                media_type = ""
         image = _pull(store, access, f"{repository}@{digest}", digest, media_type, tags, warn)
         if image is not None:
             if repository in access.writable:
@@ -163,6 +182,23 @@ def fetch(
             return Lookup(image, entry, "", True)
         reasons.append(f"{entry} was not usable")
     return Lookup(None, None, "; ".join(reasons), True)
+
+
+def _served(access: Access, repository: str, fingerprint: str) -> manifests.Lookup:
+    """What the entry tag serves, by one HEAD with the cache's credentials and TLS; ``failed``
+    (so skopeo is asked) unless the answer names a digest and a manifest or index type."""
+    reader = manifests.TagReader(
+        access.registry, parse_repository(repository)[1], access.credentials, access.tls
+    )
+    try:
+        served = reader.digest(entry_tag(fingerprint))
+    finally:
+        reader.close()
+    if served.state == manifests.FOUND and served.media_type not in KNOWN_TYPES:
+        return manifests.Lookup(manifests.FAILED, reason=f"media type {served.media_type!r}")
+    if served.state == manifests.FOUND:
+        log.info("build cache: %s:%s serves %s", repository, entry_tag(fingerprint), served.digest)
+    return served
 
 
 def _pull(

@@ -41,15 +41,17 @@ MANIFEST_TYPES = ", ".join(
 FOUND, MISSING, FAILED = "found", "missing", "failed"
 
 
-class Lookup(namedtuple("Lookup", "state digest reason", defaults=("", ""))):
-    """``found`` with the digest, ``missing`` (the registry has no such tag), or ``failed``
-    with the reason (a refusal, a timeout, an answer that is not a registry's). A namedtuple
-    rather than ``typing.NamedTuple``: ``typing`` is not otherwise imported by a push."""
+class Lookup(namedtuple("Lookup", "state digest reason media_type", defaults=("", "", ""))):
+    """``found`` with the digest (and the manifest's media type, as the answer's Content-Type
+    names it), ``missing`` (the registry has no such tag), or ``failed`` with the reason (a
+    refusal, a timeout, an answer that is not a registry's). A namedtuple rather than
+    ``typing.NamedTuple``: ``typing`` is not otherwise imported by a push."""
 
     __slots__ = ()
     state: str
     digest: str
     reason: str
+    media_type: str
 
 
 def digest_of(status: int, headers: object) -> Lookup:
@@ -60,7 +62,8 @@ def digest_of(status: int, headers: object) -> Lookup:
         digest = str(get("Docker-Content-Digest", "") if get else "").strip()
         algorithm, _, hexdigits = digest.partition(":")
         if algorithm == "sha256" and len(hexdigits) == 64 and _is_hex(hexdigits):
-            return Lookup(FOUND, digest)
+            media_type = str(get("Content-Type", "") if get else "").partition(";")[0].strip()
+            return Lookup(FOUND, digest, media_type=media_type)
         return Lookup(
             FAILED, reason=f"HTTP 200 without a usable Docker-Content-Digest ({digest!r})"
         )

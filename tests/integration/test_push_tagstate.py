@@ -10,8 +10,6 @@ to the same tag meanwhile, then lets A go on to read the tag back.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -19,47 +17,11 @@ import pytest
 
 from testing.cli import Cli, json_events
 from testing.processes import wait_for
+from testing.toolruns import logging_wrapper, on_path, started
 
 pytestmark = pytest.mark.integration
 
 EXIT_TAG_MOVED = 11
-
-
-def wrapper_directory(base: Path, pause: bool = False) -> Path:
-    """A directory holding ``skopeo``: logs each run to base/skopeo-runs, then runs the real one;
-    with ``pause``, after a successful copy it creates base/copied and waits for a line on the
-    FIFO base/go."""
-    real = shutil.which("skopeo")
-    assert real, "skopeo is not installed"
-    directory = base / "wrapper"
-    directory.mkdir(parents=True, exist_ok=True)
-    script = [
-        "#!/bin/sh",
-        f'echo "$1" >> "{base}/skopeo-runs"',
-        f'"{real}" "$@"',
-        "code=$?",
-    ]
-    if pause:
-        os.mkfifo(base / "go")
-        script += [
-            'if [ "$1" = copy ] && [ "$code" = 0 ]; then',
-            f'  : > "{base}/copied"; read line < "{base}/go"',
-            "fi",
-        ]
-    script.append('exit "$code"')
-    wrapper = directory / "skopeo"
-    wrapper.write_text("\n".join(script) + "\n")
-    wrapper.chmod(0o755)
-    return directory
-
-
-def skopeo_runs(base: Path) -> list[str]:
-    log = base / "skopeo-runs"
-    return log.read_text().split() if log.exists() else []
-
-
-def with_wrapper(directory: Path) -> dict[str, str]:
-    return {"PATH": f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 class Target:
@@ -106,14 +68,14 @@ def test_a_tag_that_serves_the_image_starts_no_skopeo(
     repository, digest = unique("same"), prebuilt.hello.digest
     first = target.push(prebuilt_cli, "--progress", "none", "hello:v1", f"{repository}:v1")
     assert first.returncode == 0, first.describe()
-    wrapper = wrapper_directory(tmp_path)
+    wrapper = logging_wrapper(tmp_path)
     digestfile = tmp_path / "digest"
     again = target.push(
         prebuilt_cli, "--progress", "json", "--json", "--digestfile", str(digestfile),
-        "hello:v1", f"{repository}:v1", env=with_wrapper(wrapper),
+        "hello:v1", f"{repository}:v1", env=on_path(wrapper),
     )  # fmt: skip
     assert again.returncode == 0, again.describe()
-    assert skopeo_runs(tmp_path) == []  # skopeo never started
+    assert started(tmp_path) == []  # skopeo never started
     reference = f"{target.running.host}/{repository}:v1"
     result = json.loads(again.stdout)
     assert result == {
@@ -125,18 +87,18 @@ def test_a_tag_that_serves_the_image_starts_no_skopeo(
     assert digestfile.read_text() == f"{digest}\n"
     plain = target.push(
         prebuilt_cli, "--progress", "plain", "hello:v1", f"{repository}:v1",
-        env=with_wrapper(wrapper),
+        env=on_path(wrapper),
     )  # fmt: skip
     assert plain.returncode == 0, plain.describe()
     assert plain.stdout == f"Up to date {reference}@{digest} (already in the registry)\n"
     assert "up to date" in plain.stderr
-    assert skopeo_runs(tmp_path) == []
+    assert started(tmp_path) == []
     forced = target.push(
         prebuilt_cli, "--progress", "none", "--no-up-to-date-check", "hello:v1",
-        f"{repository}:v1", env=with_wrapper(wrapper),
+        f"{repository}:v1", env=on_path(wrapper),
     )  # fmt: skip
     assert forced.returncode == 0, forced.describe()
-    assert skopeo_runs(tmp_path) == ["copy"]
+    assert started(tmp_path) == ["copy"]
     assert forced.stdout == f"Pushed {reference}@{digest}\n"
 
 
@@ -146,13 +108,13 @@ def test_a_tag_that_serves_another_image_is_copied(
     repository = unique("other")
     first = target.push(prebuilt_cli, "--progress", "none", "hello:v1", f"{repository}:v1")
     assert first.returncode == 0, first.describe()
-    wrapper = wrapper_directory(tmp_path)
+    wrapper = logging_wrapper(tmp_path)
     second = target.push(
         prebuilt_cli, "--progress", "none", "--json", "three:v1", f"{repository}:v1",
-        env=with_wrapper(wrapper),
+        env=on_path(wrapper),
     )  # fmt: skip
     assert second.returncode == 0, second.describe()
-    assert skopeo_runs(tmp_path) == ["copy"]
+    assert started(tmp_path) == ["copy"]
     result = json.loads(second.stdout)
     assert result["up_to_date"] is False
     assert result["digest"] == result["tag_digest"] == prebuilt.three.digest
@@ -165,10 +127,10 @@ def test_all_tags_checks_each_tag(prebuilt, prebuilt_copy: Cli, target: Target, 
         assert prebuilt_copy.run("tag", "hello:v1", f"hello:{tag}").returncode == 0
     one = target.push(prebuilt_copy, "--progress", "none", "hello:v2", f"{repository}:v2")
     assert one.returncode == 0, one.describe()
-    wrapper = wrapper_directory(tmp_path)
+    wrapper = logging_wrapper(tmp_path)
     every = target.push(
         prebuilt_copy, "--progress", "none", "--json", "--all-tags", "hello", repository,
-        env=with_wrapper(wrapper),
+        env=on_path(wrapper),
     )  # fmt: skip
     assert every.returncode == 0, every.describe()
     results = {
@@ -178,7 +140,7 @@ def test_all_tags_checks_each_tag(prebuilt, prebuilt_copy: Cli, target: Target, 
     assert {tag: result["up_to_date"] for tag, result in results.items()} == {
         "v1": False, "v2": True, "v3": False,
     }  # fmt: skip
-    assert skopeo_runs(tmp_path) == ["copy", "copy"]
+    assert started(tmp_path) == ["copy", "copy"]
 
 
 def test_gitea_tag_with_capitals_is_compared_as_gitea_keeps_it(
@@ -189,13 +151,13 @@ def test_gitea_tag_with_capitals_is_compared_as_gitea_keeps_it(
     assert prebuilt_copy.run("tag", "hello:v1", "hello:Up-1").returncode == 0
     first = target.push(prebuilt_copy, "--progress", "none", "hello:Up-1", f"{repository}:Up-1")
     assert first.returncode == 0, first.describe()
-    wrapper = wrapper_directory(tmp_path)
+    wrapper = logging_wrapper(tmp_path)
     again = target.push(
         prebuilt_copy, "--progress", "none", "hello:Up-1", f"{repository}:Up-1",
-        env=with_wrapper(wrapper),
+        env=on_path(wrapper),
     )  # fmt: skip
     assert again.returncode == 0, again.describe()
-    assert skopeo_runs(tmp_path) == []
+    assert started(tmp_path) == []
     host, digest = gitea_registry.host, prebuilt.hello.digest
     assert f"Up to date {host}/{repository}:up-1@{digest}" in again.stdout
 
@@ -218,13 +180,13 @@ def test_a_refused_lookup_falls_back_to_the_copy(
     repository = unique("refused")
     first = target.push(prebuilt_cli, "--progress", "none", "hello:v1", f"{repository}:v1")
     assert first.returncode == 0, first.describe()
-    wrapper = wrapper_directory(tmp_path)
+    wrapper = logging_wrapper(tmp_path)
     again = target.push(
         prebuilt_cli, "-v", "--progress", "none", "hello:v1", f"{repository}:v1",
-        env=with_wrapper(wrapper),
+        env=on_path(wrapper),
     )  # fmt: skip
     assert again.returncode == 0, again.describe()
-    assert skopeo_runs(tmp_path) == ["copy"]
+    assert started(tmp_path) == ["copy"]
     reference = f"{head_refusing_gitea.host}/{repository}:v1"
     assert again.stdout == f"Pushed {reference}@{prebuilt.hello.digest}\n"
     assert f"could not ask what {reference} serves (HTTP 401" in again.stderr
@@ -240,15 +202,15 @@ def test_a_lookup_that_times_out_falls_back_to_the_copy(
     assert first.returncode == 0, first.describe()
     relay = relay_to(registry, float(1 << 40))
     relay.hold_next(1)  # the first connection is the lookup's: nothing goes before it
-    wrapper = wrapper_directory(tmp_path)
+    wrapper = logging_wrapper(tmp_path)
     again = prebuilt_cli.run(
         "push", "-v", "--registry", f"https://{relay.host}", *registry.tls_options(),
         "--progress", "none", "hello:v1", f"{repository}:v1", credentials=registry.credentials,
-        env={**with_wrapper(wrapper), "IDPWRAP_TAG_LOOKUP_TIMEOUT": "1"},
+        env={**on_path(wrapper), "IDPWRAP_TAG_LOOKUP_TIMEOUT": "1"},
     )  # fmt: skip
     assert again.returncode == 0, again.describe()
     assert relay.held == 1
-    assert skopeo_runs(tmp_path) == ["copy"]
+    assert started(tmp_path) == ["copy"]
     reference = f"{relay.host}/{repository}:v1"
     assert again.stdout == f"Pushed {reference}@{prebuilt.hello.digest}\n"
     assert f"could not ask what {reference} serves" in again.stderr
@@ -259,11 +221,11 @@ def test_racing_pushes_are_told_apart(
 ) -> None:
     """A copies hello; before A reads the tag back, B pushes three to the same tag."""
     repository = unique("race")
-    wrapper = wrapper_directory(tmp_path, pause=True)
+    wrapper = logging_wrapper(tmp_path, pause=True)
     digestfile = tmp_path / "digest"
     pusher_a = target.popen(
         prebuilt_cli, "--progress", "none", "--json", "--digestfile", str(digestfile),
-        "hello:v1", f"{repository}:v1", env=with_wrapper(wrapper),
+        "hello:v1", f"{repository}:v1", env=on_path(wrapper),
     )  # fmt: skip
     try:
         copied = wait_for(

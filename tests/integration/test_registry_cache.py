@@ -16,6 +16,7 @@ import pytest
 from testing.cli import Cli, Result, make_cli
 from testing.images import local_image, make_context
 from testing.storecheck import provenance_blobs
+from testing.toolruns import logging_wrapper, on_path, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,12 +49,19 @@ def runners(tmp_path: Path) -> tuple[Cli, Cli]:
     )
 
 
-def build(cli: Cli, context: Path, registry, repository: str, *options: str) -> Result:
+def build(
+    cli: Cli,
+    context: Path,
+    registry,
+    repository: str,
+    *options: str,
+    env: dict[str, str] | None = None,
+) -> Result:
     user = getattr(registry, "username", "giteaAdmin")
     secret = registry.password if hasattr(registry, "password") else registry.secret(user)
     result = cli.run(
         "build", str(context), "-t", "app:v1", "--cache", f"{registry.host}/{repository}",
-        *registry.tls_options(), *options, credentials=(user, secret), timeout=300,
+        *registry.tls_options(), *options, credentials=(user, secret), timeout=300, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.describe()
     return result
@@ -75,10 +83,15 @@ def test_an_unchanged_source_is_copied_from_the_registry_without_buildah(
     server = registry if mode == "registry" else gitea_registry
     context = make_context(tmp_path / "ctx", CONTAINERFILE, {"app.txt": b"one\n"})
     first, second = runners(tmp_path)
-    build(first, context, server, f"giteaadmin/unchanged-{mode}-buildcache")
-    result = build(second, context, server, f"giteaadmin/unchanged-{mode}-buildcache")
+    # The entry is asked for with one HEAD, a miss (runner A) as a hit (runner B): the only
+    # skopeo each starts is the copy (A's entry for the next runner, B's copy of it).
+    seen = [tmp_path / "skopeo-a", tmp_path / "skopeo-b"]
+    paths = [on_path(logging_wrapper(base)) for base in seen]
+    build(first, context, server, f"giteaadmin/unchanged-{mode}-buildcache", env=paths[0])
+    result = build(second, context, server, f"giteaadmin/unchanged-{mode}-buildcache", env=paths[1])
     assert "holds this very build" in result.stderr, result.describe()
     assert not buildah_started(second)
+    assert [started(base) for base in seen] == [["copy"], ["copy"]]
     # the copy has its provenance, byte for byte the one runner A made (issue 21)
     shown = [cli.run("inspect", "--provenance", "app:v1") for cli in (first, second)]
     assert shown[1].returncode == 0, shown[1].describe()
