@@ -17,6 +17,7 @@ from idpwrap.tls import TlsTrust
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
+INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 @pytest.mark.parametrize(
@@ -25,6 +26,11 @@ OTHER = "sha256:" + "cd" * 32
         (200, {"Docker-Content-Digest": DIGEST}, manifests.Lookup("found", DIGEST)),
         (200, {"Docker-Content-Digest": f" {DIGEST} "}, manifests.Lookup("found", DIGEST)),
         (404, {}, manifests.Lookup("missing")),
+        (
+            200,
+            {"Docker-Content-Digest": DIGEST, "Content-Type": f"{INDEX}; charset=utf-8"},
+            manifests.Lookup("found", DIGEST, media_type=INDEX),
+        ),
     ],
 )
 def test_answers_that_say_something(status, headers, expected) -> None:
