@@ -152,30 +152,20 @@ def fetch(
     for repository in repositories:
         entry = f"{repository}:{entry_tag(fingerprint)}"
         served = _served(access, repository, fingerprint)
+        if served.state == manifests.FAILED:
+            log.info("build cache: %s asked with skopeo (%s)", entry, served.reason)
+            served = _inspected(access, entry)
         if served.state == manifests.MISSING:
             reasons.append(f"{repository} has no entry for this fingerprint")
             continue
-        if served.state == manifests.FOUND:
-            digest, media_type = served.digest, served.media_type
-        else:
-            log.info("build cache: %s asked with skopeo (%s)", entry, served.reason)
-            argv = skopeo.inspect_raw_argv(
-                entry, access.authfile_fd, access.registry, access.tls, 0
-            )
-            finished, raw = skopeo.run_quietly(argv, access.authfile_fd)
-            if finished.exit_code != 0:
-                reason = _reason(finished.stderr, finished.exit_code)
-                if any(marker in reason.lower() for marker in NO_ENTRY_MARKERS):
-                    reasons.append(f"{repository} has no entry for this fingerprint")
-                    continue
-                warn(f"the build cache {repository} cannot be read ({reason}): building without it")
-                return Lookup(None, None, f"{repository} cannot be read", False)
-            digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
-            try:
-                media_type = json.loads(raw).get("mediaType", "")
-            except (ValueError, AttributeError):
-                media_type = ""
-        image = _pull(store, access, f"{repository}@{digest}", digest, media_type, tags, warn)
+        if served.state == manifests.FAILED:
+            warn(f"the build cache {repository} cannot be read ({served.reason}): building"
+                 " without it")  # fmt: skip
+            return Lookup(None, None, f"{repository} cannot be read", False)
+        digest = served.digest
+        image = _pull(
+            store, access, f"{repository}@{digest}", digest, served.media_type, tags, warn
+        )
         if image is not None:
             if repository in access.writable:
                 mark(access, repository, fingerprint, warn)
@@ -199,6 +189,23 @@ def _served(access: Access, repository: str, fingerprint: str) -> manifests.Look
     if served.state == manifests.FOUND:
         log.info("build cache: %s:%s serves %s", repository, entry_tag(fingerprint), served.digest)
     return served
+
+
+def _inspected(access: Access, entry: str) -> manifests.Lookup:
+    """What the entry tag serves, from ``skopeo inspect --raw`` (the manifest's SHA-256)."""
+    argv = skopeo.inspect_raw_argv(entry, access.authfile_fd, access.registry, access.tls, 0)
+    finished, raw = skopeo.run_quietly(argv, access.authfile_fd)
+    if finished.exit_code != 0:
+        reason = _reason(finished.stderr, finished.exit_code)
+        if any(marker in reason.lower() for marker in NO_ENTRY_MARKERS):
+            return manifests.Lookup(manifests.MISSING)
+        return manifests.Lookup(manifests.FAILED, reason=reason)
+    try:
+        media_type = json.loads(raw).get("mediaType", "")
+    except (ValueError, AttributeError):
+        media_type = ""
+    digest = "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    return manifests.Lookup(manifests.FOUND, digest, media_type=media_type)
 
 
 def _pull(
