@@ -197,3 +197,24 @@ def test_build_push_to_gitea_with_the_cache_next_to_the_image(tmp_path, gitea_re
         results[1].stderr
     )
     assert not buildah_started(second)
+
+
+def test_a_registry_that_refuses_the_lookup_is_asked_with_skopeo(tmp_path, tmp_path_factory):
+    """A HEAD that cannot tell (here: Gitea's mode refusing every manifest HEAD) falls back to
+    ``skopeo inspect``: runner A's miss and runner B's hit each start it once."""
+    from testing.gitea.running import start_gitea
+
+    server = start_gitea(tmp_path_factory.mktemp("gitea-no-head"), refuse_manifest_head=True)
+    try:
+        context = make_context(tmp_path / "ctx", CONTAINERFILE, {"app.txt": b"no head\n"})
+        first, second = runners(tmp_path)
+        seen = [tmp_path / "skopeo-a", tmp_path / "skopeo-b"]
+        for cli, base in zip((first, second), seen, strict=True):
+            result = build(cli, context, server, "giteaadmin/nohead-buildcache", env=on_path(
+                logging_wrapper(base)))  # fmt: skip
+        assert "holds this very build" in result.stderr, result.describe()
+        assert not buildah_started(second)
+        assert [started(base) for base in seen] == [["inspect", "copy"], ["inspect", "copy"]]
+        assert not warnings(result.stderr)
+    finally:
+        server.stop()
