@@ -126,6 +126,12 @@ class Bench:
         # The raw tools' times of one case, for the floors that other cases compare with them.
         self.raw: dict[str, list[float]] = {}
 
+    def fresh_storage(self, name: str) -> dict[str, str]:
+        """``env`` with an empty buildah storage of its own (XDG_DATA_HOME): a build case
+        compares idpwrap with raw buildah in a new ``--root``, and buildah's time grows with
+        what its storage already holds (the earlier cases' images)."""
+        return {**self.env, "XDG_DATA_HOME": str(self.work / f"data-{name}")}
+
     def close(self) -> None:
         self.registry.stop()
         if self.storage_base != self.work:
