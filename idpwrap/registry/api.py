@@ -16,7 +16,7 @@ import re
 import ssl
 import urllib.parse
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from idpwrap import log
 from idpwrap.errors import (
@@ -28,6 +28,10 @@ from idpwrap.errors import (
 )
 from idpwrap.refs import Registry
 from idpwrap.tls import TlsTrust
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TIMEOUT_SECONDS = 30.0
 # One auth-param or a scheme name in a WWW-Authenticate header (RFC 7235).
@@ -84,12 +88,20 @@ class Client:
         registry: Registry,
         context: ssl.SSLContext | None,
         timeout: float = TIMEOUT_SECONDS,
+        full_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> None:
-        import urllib.request  # here: a push's requests use only keptclient.KeptClient
-
+        """``full_context``: when ``context`` reads the system's CAs lazily, the context with
+        the whole bundle, tried once if a handshake is not trusted the lazy way."""
         self.registry = registry
         self.timeout = timeout
-        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self.full_context = full_context
+        self.opener = self._opener(context)
+
+    @staticmethod
+    def _opener(context: ssl.SSLContext | None) -> Any:
+        import urllib.request  # here: a push's requests use only keptclient.KeptClient
+
+        return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
 
     def get(
         self,
@@ -99,6 +111,25 @@ class Client:
         method: str = "GET",
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
+    ) -> _Response:
+        try:
+            return self._get(url, authorization, method=method, headers=headers, data=data)
+        except TlsNotTrusted:
+            if self.full_context is None:
+                raise
+            # The lazily read system CAs may lack one the whole bundle has: it decides.
+            self.opener = self._opener(self.full_context())
+            self.full_context = None
+            return self._get(url, authorization, method=method, headers=headers, data=data)
+
+    def _get(
+        self,
+        url: str,
+        authorization: str | None,
+        *,
+        method: str,
+        headers: Mapping[str, str] | None,
+        data: bytes | None,
     ) -> _Response:
         import urllib.error
         import urllib.request
@@ -173,8 +204,12 @@ def verify_credentials(
 
 
 def client_for(registry: Registry, trust: TlsTrust, timeout: float = TIMEOUT_SECONDS) -> Client:
-    context = None if registry.plain_http else trust.context(registry.host)
-    return Client(registry, context, timeout)
+    """A client of ``registry`` with the system's CAs looked up lazily (parsing the whole
+    bundle first costs 20 to 40 ms here), the whole bundle tried if that is not trusted."""
+    if registry.plain_http:
+        return Client(registry, None, timeout)
+    lazy = trust.context(registry.host, lazy_roots=True)
+    return Client(registry, lazy, timeout, lambda: trust.context(registry.host))
 
 
 def check_credentials(

@@ -329,3 +329,45 @@ def test_behind_a_proxy_the_lookup_is_not_made_and_the_push_copies(monkeypatch) 
     assert found.state == manifests.FAILED
     assert found.reason == "HTTPS_PROXY is set and the check does not use a proxy"
     assert reader.client is None  # no connection was made
+
+
+def test_a_urllib_client_whose_lazy_cas_fail_tries_the_whole_bundle_once(monkeypatch):
+    """login, doctor and Gitea's closer look: api.client_for reads the system's CAs lazily and
+    tries the whole bundle when a handshake is not trusted that way."""
+    import ssl
+    import urllib.error
+
+    opened: list[str] = []
+
+    class Answer:
+        status, headers = 200, {}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+        def read(self, size: int) -> bytes:
+            return b""
+
+    class Opener:
+        def __init__(self, context: str) -> None:
+            self.context = context
+
+        def open(self, request, timeout):
+            opened.append(self.context)
+            if self.context == "lazy":
+                failure = ssl.SSLCertVerificationError("certificate verify failed")
+                failure.verify_message = "unable to get local issuer certificate"
+                raise urllib.error.URLError(failure)
+            return Answer()
+
+    monkeypatch.setattr(api.Client, "_opener", staticmethod(Opener))
+    monkeypatch.setattr(
+        TlsTrust, "context", lambda self, host, lazy_roots=False: "lazy" if lazy_roots else "all"
+    )
+    client = api.client_for(Registry("registry.example"), TlsTrust())
+    assert client.get("https://registry.example/v2/").status == 200
+    assert client.get("https://registry.example/v2/").status == 200
+    assert opened == ["lazy", "all", "all"]
