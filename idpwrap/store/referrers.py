@@ -24,7 +24,7 @@ from idpwrap.store.layout import INDEX_FILE, INDEX_TYPES, ref_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
     from typing import Any
 
@@ -174,14 +174,19 @@ def for_images(store: Store, images: Iterable[Mapping[str, Any]]) -> list[dict[s
     ]
 
 
-def statement(store: Store, digest: str) -> bytes | None:
-    """The in-toto statement kept for the manifest ``digest``, as stored."""
+def _kept_for(store: Store, digest: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(artifact digest, its manifest) of each stored artifact whose subject is ``digest``."""
     for entry in store.read_index()["manifests"]:
         if not is_referrer(entry):
             continue
         manifest = _read(store.blob_dir, str(entry["digest"]))
-        if not manifest or (manifest.get("subject") or {}).get("digest") != digest:
-            continue
+        if manifest and (manifest.get("subject") or {}).get("digest") == digest:
+            yield str(entry["digest"]), manifest
+
+
+def statement(store: Store, digest: str) -> bytes | None:
+    """The in-toto statement kept for the manifest ``digest``, as stored."""
+    for _, manifest in _kept_for(store, digest):
         for layer in manifest.get("layers") or []:
             if layer.get("mediaType") == IN_TOTO:
                 try:
@@ -194,14 +199,9 @@ def statement(store: Store, digest: str) -> bytes | None:
 def artifact(store: Store, digest: str) -> tuple[bytes, dict[str, bytes]] | None:
     """The provenance artifact kept for the manifest ``digest``: its manifest's bytes (so that
     a registry gets the digest the store has) and its blobs by digest; None without one."""
-    for entry in store.read_index()["manifests"]:
-        if not is_referrer(entry):
-            continue
-        manifest = _read(store.blob_dir, str(entry["digest"]))
-        if not manifest or (manifest.get("subject") or {}).get("digest") != digest:
-            continue
+    for artifact_digest, manifest in _kept_for(store, digest):
         try:
-            data = store.blob_path(str(entry["digest"])).read_bytes()
+            data = store.blob_path(artifact_digest).read_bytes()
             parts = [manifest.get("config"), *(manifest.get("layers") or [])]
             blobs = {str(part["digest"]): store.blob_path(str(part["digest"])).read_bytes()
                      for part in parts if isinstance(part, dict)}  # fmt: skip
