@@ -16,6 +16,8 @@ from idpwrap.errors import ImageNotFound, NotVerified, RegistryError
 from idpwrap.registry import referrers as remote
 from idpwrap.registry.api import TIMEOUT_SECONDS
 from idpwrap.registry.manifests import FOUND, MANIFEST_TYPES, MISSING, TagReader
+from idpwrap.sign.attest import PREDICATE_TYPE
+from idpwrap.store.referrers import IN_TOTO
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,9 +26,6 @@ if TYPE_CHECKING:
     from idpwrap.creds.credentials import Credentials
     from idpwrap.refs import Registry
     from idpwrap.tls import TlsTrust
-
-IN_TOTO = "application/vnd.in-toto+json"
-PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 
 
 def image_digest(reader: TagReader, tag: str) -> str:
