@@ -34,8 +34,6 @@ MISSING_SOURCE_RE = re.compile(
 INTERNAL_BASE_RE = re.compile(r"(?:oci|dir):(idpwrap-base-[0-9a-f]+)(?::image)?")
 # An oci: destination's name, or none: a build into buildah's storage is unnamed there.
 COMMIT_RE = re.compile(r"^COMMIT(?: oci:\S*)?$")
-TAGGED_RE = re.compile(r"^Successfully tagged localhost/idpwrap-build-\S*$")
-IMAGE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 BARE_ARROW = "--> "
 INSTRUCTIONS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
@@ -240,7 +238,6 @@ class OutputFilter:
         self.tags = tags
         self.partial = ""
         self.skip_blank = False
-        self.skip_id = False
 
     def __call__(self, text: str) -> None:
         lines = (self.partial + text).split("\n")
@@ -265,13 +262,6 @@ class OutputFilter:
             self.skip_blank = False
             return None
         self.skip_blank = False
-        if TAGGED_RE.match(bare):
-            self.skip_id = True  # the name and ID in buildah's storage, not the image's
-            return None
-        if self.skip_id and IMAGE_ID_RE.match(bare):
-            self.skip_id = False
-            return None
-        self.skip_id = False
         if "UNHANDLED LOGLEVEL" in bare:
             return None  # the same Go struct as the Error line that follows
         if bare.startswith("Error: "):
